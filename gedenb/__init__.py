@@ -1,0 +1,39 @@
+"""gedenb: learning directly on EntroGeDe-compressed data.
+
+EntroGeDe (entropy-based Generalized Deduplication) is a lossless, randomly
+accessible compressor whose by-products -- condensed samples with weights --
+are training-ready (Zhao, Karras, Hurst, Lucani, *dreaMLearning*).
+
+Importing gedenb imports only NumPy, SciPy and Numba.
+"""
+
+from .encode import Codecs, fit_codecs
+from .entrogede import (
+    Compressed,
+    compress,
+    condensed,
+    decompress,
+    eq1_bits,
+    size_breakdown,
+)
+from .errors import FormatError
+from .sizes import SizeBreakdown
+from .store import Reader, open, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Codecs",
+    "Compressed",
+    "FormatError",
+    "Reader",
+    "SizeBreakdown",
+    "compress",
+    "condensed",
+    "decompress",
+    "eq1_bits",
+    "fit_codecs",
+    "open",
+    "save",
+    "size_breakdown",
+]

@@ -1,0 +1,197 @@
+"""Command line: ``python -m gedenb {quickstart,compress,info,decompress}``."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import compress, condensed, eq1_bits, save, size_breakdown
+from . import open as open_store
+from .encode import KIND_NAMES
+from .errors import FormatError
+
+
+def _load_table(path: Path) -> np.ndarray:
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt") as f:
+            first = f.readline()
+            try:
+                [float(v) for v in first.strip().split(",")]
+                skip = 0
+            except ValueError:
+                skip = 1
+        return np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
+    raise ValueError(f"{path}: expected a .npy, .csv or .csv.gz file")
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{b:,.0f} {unit}" if unit == "B" else f"{b:,.1f} {unit}"
+        b /= 1024
+    return f"{b}"
+
+
+def _size_report(c, on_disk: int | None) -> list[str]:
+    s = size_breakdown(c)
+    raw = c.raw_bytes
+    lines = ["Eq. 1 size breakdown:"]
+    for name, bits in s._asdict().items():
+        lines.append(f"  {name:<11} {bits / 8:>14,.0f} bytes")
+    lines.append(f"  {'total':<11} {s.total / 8:>14,.0f} bytes  ({s.total / 8 / raw:.1%} of raw)")
+    if on_disk is not None:
+        lines.append(f"bytes on disk {on_disk:>14,} bytes  ({on_disk / raw:.1%} of raw, "
+                     f"{on_disk / (s.total / 8) - 1:+.3%} vs Eq. 1)")
+    lines.append(f"raw {c.dtype}   {raw:>14,} bytes")
+    return lines
+
+
+def _describe(c) -> list[str]:
+    kinds = np.bincount(c.codecs.kind, minlength=4)
+    codec_s = ", ".join(f"{KIND_NAMES[k]} x{int(v)}" for k, v in enumerate(kinds) if v)
+    return [
+        f"shape          {c.shape[0]:,} x {c.shape[1]}  ({c.dtype})",
+        f"codecs         {codec_s}",
+        f"bits per row   {c.row_bits} (base {c.base_bits}, deviation {c.deviation_bits}, base ID {c.id_bits})",
+        f"bases          n_b = {c.n_bases:,}",
+        f"condensed      m = {len(c.weights):,} ({'stored' if c.store_condensed else 'recomputed on demand'}, "
+        f"beta = {c.beta})",
+    ]
+
+
+def cmd_quickstart(args) -> int:
+    from .datasets import california_housing
+    from .solvers import mse, weighted_least_squares
+
+    table = california_housing()
+    data = table.data
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(len(data))
+    n_train = int(round(0.8 * len(data)))
+    train, test = data[perm[:n_train]], data[perm[n_train:]]
+    print(f"California Housing: {data.shape[0]:,} rows x {data.shape[1]} columns "
+          f"({', '.join(table.columns)}); 80/20 split, seed {args.seed}")
+    t0 = time.perf_counter()
+    c = compress(train, beta=args.beta, tau=args.tau)
+    t1 = time.perf_counter()
+    print(f"\ncompressed the {n_train:,}-row training table in {t1 - t0:.2f} s "
+          f"(beta = {args.beta}, tau = {args.tau}; includes JIT compilation on first use)")
+    print("\n".join(_describe(c)))
+    out = Path(args.out)
+    nbytes = save(c, out)
+    print("\n".join(_size_report(c, nbytes)))
+    with open_store(out) as r:
+        rows = r.read_rows([0, n_train // 2, n_train - 1])
+        assert np.array_equal(rows.view(np.uint64), train[[0, n_train // 2, n_train - 1]].view(np.uint64))
+        samples, weights = r.condensed()
+    print(f"wrote {out}; random access to rows 0, {n_train // 2}, {n_train - 1} is bit-exact")
+    Xte, yte = test[:, :-1], test[:, -1]
+    full = weighted_least_squares(train[:, :-1], train[:, -1])
+    cond = weighted_least_squares(samples[:, :-1], samples[:, -1], weights)
+    e_full, e_cond = mse(full, Xte, yte), mse(cond, Xte, yte)
+    print("\nlinear regression (closed-form least squares), test MSE:")
+    print(f"  full training split  {n_train:>6,} rows     {e_full:.4f}")
+    print(f"  condensed samples    {len(weights):>6,} weighted  {e_cond:.4f}  "
+          f"({e_cond / e_full - 1:+.1%}, {len(weights) / n_train:.2%} of the rows)")
+    return 0
+
+
+def cmd_compress(args) -> int:
+    X = _load_table(Path(args.input))
+    t0 = time.perf_counter()
+    c = compress(X, beta=args.beta, tau=args.tau, widths=args.widths,
+                 store_condensed=not args.no_store_condensed)
+    dt = time.perf_counter() - t0
+    nbytes = save(c, args.output)
+    print(f"{args.input} -> {args.output} in {dt:.2f} s")
+    print("\n".join(_describe(c)))
+    print("\n".join(_size_report(c, nbytes)))
+    return 0
+
+
+def cmd_info(args) -> int:
+    with open_store(args.file) as r:
+        c = r.compressed
+        print(f"{args.file}: .gede format {r.version[0]}.{r.version[1]}")
+        print("\n".join(_describe(c)))
+        print("\n".join(_size_report(c, r.nbytes)))
+        if args.columns:
+            for j in range(c.d):
+                print(f"  column {j:>4}: {c.codecs.describe(j)}")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    with open_store(args.file) as r:
+        X = r.read_rows(slice(None))
+    np.save(args.output, X, allow_pickle=False)
+    print(f"{args.file} -> {args.output}: {X.shape[0]:,} x {X.shape[1]} {X.dtype}")
+    return 0
+
+
+def cmd_condensed(args) -> int:
+    with open_store(args.file) as r:
+        samples, weights = r.condensed()
+    np.savez(args.output, samples=samples, weights=weights)
+    print(f"{args.file} -> {args.output}: {len(weights):,} condensed samples (weights sum {int(weights.sum()):,})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gedenb", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="compress California Housing and learn on its condensed samples")
+    q.add_argument("--beta", type=int, default=12, help="clustering bits (default 12)")
+    q.add_argument("--tau", type=int, default=10, help="plateau threshold (default 10)")
+    q.add_argument("--seed", type=int, default=0, help="train/test split seed (default 0)")
+    q.add_argument("--out", default="california_housing.gede", help="file to write")
+    q.set_defaults(func=cmd_quickstart)
+
+    c = sub.add_parser("compress", help="compress a .npy / .csv / .csv.gz table into a .gede file")
+    c.add_argument("input")
+    c.add_argument("output")
+    c.add_argument("--beta", type=int, default=None, help="clustering bits (default: no clustering)")
+    c.add_argument("--tau", type=int, default=10, help="plateau threshold (default 10)")
+    c.add_argument("--widths", choices=("narrow", "native"), default="narrow")
+    c.add_argument("--no-store-condensed", action="store_true",
+                   help="storage-constrained mode: keep only the beta positions")
+    c.set_defaults(func=cmd_compress)
+
+    i = sub.add_parser("info", help="describe a .gede file")
+    i.add_argument("file")
+    i.add_argument("--columns", action="store_true", help="list every column's codec")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("decompress", help="decode a .gede file into a .npy file")
+    d.add_argument("file")
+    d.add_argument("output")
+    d.set_defaults(func=cmd_decompress)
+
+    s = sub.add_parser("condensed", help="write the condensed samples and weights to a .npz file")
+    s.add_argument("file")
+    s.add_argument("output")
+    s.set_defaults(func=cmd_condensed)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FormatError, ValueError, TypeError, FileNotFoundError, IsADirectoryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

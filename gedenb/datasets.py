@@ -1,0 +1,107 @@
+"""Data loaders.
+
+California Housing ships inside the package.  The other data sets are read
+from a folder laid out like the project's ``shared/data`` (torchvision's raw
+layout for MNIST / Fashion-MNIST): pass ``root=`` or set ``GEDENB_DATA``.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Table", "california_housing", "data_root", "fashion_mnist", "mnist"]
+
+
+class Table(NamedTuple):
+    """A numeric table with named columns; the last column is the target."""
+
+    data: np.ndarray
+    columns: tuple
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.data[:, :-1]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data[:, -1]
+
+    @property
+    def target(self) -> str:
+        return self.columns[-1]
+
+
+CALIFORNIA_COLUMNS = (
+    "MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population",
+    "AveOccup", "Latitude", "Longitude", "MedHouseVal",
+)
+
+
+def california_housing() -> Table:
+    """California Housing (Pace & Barry 1997), scikit-learn's form.
+
+    20,640 rows; 8 features and the target ``MedHouseVal`` (in units of
+    $100,000) as the last column, float64, parsed exactly from the shipped
+    CSV (values written with ``repr``, so parsing is lossless).
+    """
+    ref = resources.files("gedenb") / "data" / "cal_housing.csv.gz"
+    with ref.open("rb") as raw, gzip.open(raw, "rt") as f:
+        header = f.readline().strip().split(",")
+        data = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    if tuple(header) != CALIFORNIA_COLUMNS or data.shape != (20640, 9):
+        raise RuntimeError("the shipped California Housing file is damaged; reinstall gedenb")
+    return Table(data, CALIFORNIA_COLUMNS)
+
+
+def data_root(root=None) -> Path:
+    """The data folder: ``root`` if given, else ``$GEDENB_DATA``."""
+    if root is None:
+        root = os.environ.get("GEDENB_DATA")
+        if not root:
+            raise FileNotFoundError(
+                "no data folder: pass root=... or set GEDENB_DATA to a folder laid out like "
+                "shared/data (e.g. GEDENB_DATA/MNIST/raw/train-images-idx3-ubyte.gz)"
+            )
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data folder {path} does not exist")
+    return path
+
+
+def _idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing (expected torchvision's raw layout; nothing is downloaded)")
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    head = np.frombuffer(raw, dtype=">u4", count=1 + ndim)
+    if int(head[0]) != magic:
+        raise ValueError(f"{path}: bad IDX magic number {int(head[0])}")
+    shape = tuple(int(s) for s in head[1:])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 * (1 + ndim)).reshape(shape)
+
+
+def _mnist_like(folder: str, train: bool, root) -> tuple[np.ndarray, np.ndarray]:
+    base = data_root(root) / folder / "raw"
+    split = "train" if train else "t10k"
+    x = _idx(base / f"{split}-images-idx3-ubyte.gz", 2051, 3)
+    y = _idx(base / f"{split}-labels-idx1-ubyte.gz", 2049, 1)
+    if len(x) != len(y):
+        raise ValueError(f"{base}: {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+def mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8."""
+    return _mnist_like("MNIST", train, root)
+
+
+def fashion_mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8."""
+    return _mnist_like("FashionMNIST", train, root)

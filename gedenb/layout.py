@@ -1,0 +1,281 @@
+"""The GeDe record layout: bases table and fixed-width per-row records.
+
+Given the base positions chosen by Algorithm 1, every row is split into
+
+* its *base*: the row's bits at the base positions (``l_b`` bits, ascending
+  position order), deduplicated into a table of ``n_b`` bases;
+* its *record*: the base ID (``ceil(log2 n_b)`` bits) followed by the
+  *deviation*, the row's bits at the other positions (``l_d`` bits).
+
+Records have a fixed width, so row ``r`` starts at bit ``r * (id_bits + l_d)``
+and decodes without touching any other row.  Decoding goes straight from the
+two streams to typed values through a per-column *piece plan*: each column is
+assembled from a few contiguous runs of base or deviation bits, then mapped
+back through its codec (:mod:`gedenb.encode`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._numba import njit, pnjit, prange
+from .bits import _emit, _flush, _get_bits
+from .encode import Codecs, _store_value, output_views
+from .errors import FormatError
+
+__all__ = ["Layout", "ceil_log2", "decode_rows", "gather_records", "make_layout"]
+
+
+class Layout(NamedTuple):
+    """Where every bit of a row goes (derived from widths and the base mask).
+
+    Attributes
+    ----------
+    base_positions, dev_positions : int64
+        Ascending bit positions of the base and of the deviation.
+    id_bits : int
+        Bits of a base ID, ``ceil(log2 n_b)``.
+    base_runs, dev_runs : (k, 2) int64
+        ``(first position, length <= 64)`` of the contiguous runs of base and
+        deviation positions, used to gather bits from packed rows.
+    piece_ptr : (d + 1,) int64
+        Column ``j``'s pieces are ``piece_ptr[j]:piece_ptr[j + 1]``.
+    piece_stream, piece_src, piece_len, piece_shift : int64
+        Stream (0 base, 1 record), bit offset inside that stream's record,
+        length, and left shift inside the column's code.
+    """
+
+    base_positions: np.ndarray
+    dev_positions: np.ndarray
+    id_bits: int
+    base_runs: np.ndarray
+    dev_runs: np.ndarray
+    piece_ptr: np.ndarray
+    piece_stream: np.ndarray
+    piece_src: np.ndarray
+    piece_len: np.ndarray
+    piece_shift: np.ndarray
+
+    @property
+    def base_bits(self) -> int:
+        return len(self.base_positions)
+
+    @property
+    def record_bits(self) -> int:
+        return self.id_bits + len(self.dev_positions)
+
+
+def ceil_log2(x: int) -> int:
+    """``ceil(log2 x)`` for ``x >= 1`` (0 for 1)."""
+    return int(x - 1).bit_length() if x > 1 else 0
+
+
+def _runs(positions: np.ndarray) -> np.ndarray:
+    if positions.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [positions.size]))
+    out = []
+    for s, e in zip(starts, ends):
+        p0, length = int(positions[s]), int(e - s)
+        while length > 0:
+            take = min(64, length)
+            out.append((p0, take))
+            p0 += take
+            length -= take
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def make_layout(widths: np.ndarray, base_mask: np.ndarray, n_bases: int) -> Layout:
+    """Derive the record layout from column widths and the base positions."""
+    widths = np.asarray(widths, dtype=np.int64)
+    base_mask = np.asarray(base_mask, dtype=bool)
+    l_t = int(widths.sum())
+    if base_mask.shape != (l_t,):
+        raise ValueError(f"base mask has {base_mask.size} positions, rows have {l_t} bits")
+    id_bits = ceil_log2(int(n_bases))
+    bpos = np.flatnonzero(base_mask).astype(np.int64)
+    dpos = np.flatnonzero(~base_mask).astype(np.int64)
+    bidx = np.cumsum(base_mask) - 1
+    didx = np.cumsum(~base_mask) - 1 + id_bits
+    ptr = [0]
+    stream, src, length, shift = [], [], [], []
+    start = 0
+    for w in widths.tolist():
+        end = start + w
+        p = start
+        while p < end:
+            isb = bool(base_mask[p])
+            q = p + 1
+            while q < end and bool(base_mask[q]) == isb:
+                q += 1
+            stream.append(0 if isb else 1)
+            src.append(int(bidx[p]) if isb else int(didx[p]))
+            length.append(q - p)
+            shift.append(end - q)
+            p = q
+        ptr.append(len(stream))
+        start = end
+    a = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+    return Layout(bpos, dpos, id_bits, _runs(bpos), _runs(dpos), a(ptr), a(stream), a(src), a(length), a(shift))
+
+
+# --------------------------------------------------------------------------
+# gathering bases and records from packed rows
+# --------------------------------------------------------------------------
+@pnjit
+def _gather_records(words, rows, ids, id_bits, runs, rec_bits):
+    """Records ``[id | bits at runs]`` of ``rows``, 64 records per parallel block."""
+    n = rows.shape[0]
+    nwords = (n * rec_bits + 63) // 64
+    out = np.zeros(nwords + 1, dtype=np.uint64)
+    nblocks = (n + 63) // 64
+    for blk in prange(nblocks):
+        acc = np.uint64(0)
+        nacc = 0
+        wpos = blk * rec_bits  # 64 records of rec_bits bits = rec_bits words
+        for k in range(blk * 64, min(n, blk * 64 + 64)):
+            row = words[rows[k]]
+            if id_bits > 0:
+                acc, nacc, wpos = _emit(out, acc, nacc, wpos, np.uint64(ids[k]), id_bits)
+            for r in range(runs.shape[0]):
+                ln = runs[r, 1]
+                acc, nacc, wpos = _emit(out, acc, nacc, wpos, _get_bits(row, runs[r, 0], ln), ln)
+        _flush(out, acc, nacc, wpos)
+    return out[:nwords]
+
+
+def gather_records(words: np.ndarray, rows: np.ndarray, ids: np.ndarray, id_bits: int, runs: np.ndarray) -> np.ndarray:
+    """Bit stream of fixed-width records, one per entry of ``rows``.
+
+    Record ``k`` is ``ids[k]`` in ``id_bits`` bits followed by the bits of
+    row ``rows[k]`` of ``words`` at the positions described by ``runs``.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    rec_bits = int(id_bits) + int(runs[:, 1].sum())
+    if rec_bits == 0 or rows.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return _gather_records(words, rows, ids, int(id_bits), np.ascontiguousarray(runs), rec_bits)
+
+
+# --------------------------------------------------------------------------
+# decoding rows straight to values
+# --------------------------------------------------------------------------
+@njit(inline="always")
+def _put_bits(buf, pos, n, v):
+    """OR the ``n`` (1..64) low bits of ``v`` into ``buf`` at bit ``pos``."""
+    t = v << np.uint64(64 - n)
+    w = pos >> 6
+    s = pos & 63
+    buf[w] |= t >> np.uint64(s)
+    if s + n > 64:
+        buf[w + 1] |= t << np.uint64(64 - s)
+
+
+@njit(inline="always")
+def _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, r, k, base_runs, dev_runs,
+                widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
+    """Decode record ``r`` into output row ``k``; False if its base ID is invalid."""
+    rec = r * rec_bits
+    bid = np.int64(0)
+    if id_bits > 0:
+        bid = np.int64(_get_bits(records, rec, id_bits))
+    ok = bid < n_bases
+    if not ok:
+        bid = 0
+    for w in range(buf.shape[0]):
+        buf[w] = 0
+    src = bid * base_bits
+    for t in range(base_runs.shape[0]):
+        ln = base_runs[t, 1]
+        _put_bits(buf, base_runs[t, 0], ln, _get_bits(bases, src, ln))
+        src += ln
+    src = rec + id_bits
+    for t in range(dev_runs.shape[0]):
+        ln = dev_runs[t, 1]
+        _put_bits(buf, dev_runs[t, 0], ln, _get_bits(records, src, ln))
+        src += ln
+    pos = 0
+    for j in range(widths.shape[0]):
+        w = widths[j]
+        code = np.uint64(0)
+        if w > 0:
+            code = _get_bits(buf, pos, w)
+            pos += w
+        if kind[j] == 0:
+            out_bits[k, j] = code + offset[j]
+        else:
+            _store_value(out_bits, out_float, k, j, kind[j], code, offset[j], factor[j], sign, full)
+    return ok
+
+
+@pnjit
+def _decode_rows_parallel(records, bases, rec_bits, id_bits, base_bits, n_bases, rows, base_runs, dev_runs,
+                          widths, kind, offset, factor, sign, full, out_bits, out_float):
+    nw = (widths.sum() + 63) // 64 + 1
+    nblocks = (rows.shape[0] + 63) // 64
+    bad = np.zeros(nblocks, dtype=np.int64)
+    for blk in prange(nblocks):
+        buf = np.zeros(nw, dtype=np.uint64)
+        for k in range(blk * 64, min(rows.shape[0], blk * 64 + 64)):
+            if not _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, rows[k], k, base_runs,
+                               dev_runs, widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
+                bad[blk] += 1
+    return bad.sum()
+
+
+@pnjit
+def _decode_rows_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, rows, base_runs, dev_runs,
+                        widths, kind, offset, factor, sign, full, out_bits, out_float):
+    # compiled with parallel=True although the loop is serial: Numba's parfor
+    # passes make this loop about ten times faster than a plain njit here.
+    nw = (widths.sum() + 63) // 64 + 1
+    buf = np.zeros(nw, dtype=np.uint64)
+    bad = 0
+    for k in range(rows.shape[0]):
+        if not _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, rows[k], k, base_runs,
+                           dev_runs, widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
+            bad += 1
+    return bad
+
+
+#: Below this many values a batch is decoded on one thread (no pool start-up).
+PARALLEL_MIN_VALUES = 1 << 16
+
+
+def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: Codecs,
+                rows: np.ndarray, dtype, n_bases: int, factor: np.ndarray | None = None) -> np.ndarray:
+    """Decode the given rows (indices into the records) into an array of ``dtype``.
+
+    ``rows`` must already be validated (int64, in range) and the streams
+    must be long enough for them (the reader checks section sizes): this is
+    the kernel-facing layer.  Rows come back in the order of ``rows``.
+
+    Raises
+    ------
+    FormatError
+        If a record names a base ID ``>= n_bases`` (corrupt data).
+    """
+    dtype = np.dtype(dtype)
+    d = len(codecs.kind)
+    out = np.empty((rows.shape[0], d), dtype=dtype)
+    if rows.shape[0] == 0:
+        return out
+    bits, flt, sign, full = output_views(out)
+    if factor is None:
+        factor = codecs.factor
+    kernel = _decode_rows_parallel if rows.shape[0] * d >= PARALLEL_MIN_VALUES else _decode_rows_serial
+    # empty streams still need one readable word for the typed kernel
+    records = records if records.size else np.zeros(1, dtype=np.uint64)
+    bases = bases if bases.size else np.zeros(1, dtype=np.uint64)
+    bad = kernel(records, bases, layout.record_bits, layout.id_bits, layout.base_bits, int(n_bases), rows,
+                 layout.base_runs, layout.dev_runs, codecs.width, codecs.kind, codecs.offset, factor,
+                 sign, full, bits, flt)
+    if bad:
+        raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
+    return out
+

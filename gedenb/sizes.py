@@ -1,0 +1,75 @@
+"""Eq. 1 and the size breakdown of a compressed table.
+
+Eq. 1 of the paper, in bits::
+
+    S = n_b * l_b + (n + m) * (ceil(log2 n_b) + l_d) + m * ceil(log2 n) + S_params
+
+``S_params`` is not left "negligible" here: it is the exact size of the
+parameters the ``.gede`` file stores (fixed header, one codec entry per
+column, the base-position mask and the beta positions), so that Eq. 1 can be
+compared honestly with the bytes on disk.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._numba import njit
+
+__all__ = [
+    "CODEC_ENTRY_BYTES",
+    "FIXED_HEADER_BYTES",
+    "SizeBreakdown",
+    "eq1",
+    "params_bits",
+]
+
+#: Bytes of the fixed-size file header (see ``docs/FORMAT.md``).
+FIXED_HEADER_BYTES = 96
+#: Bytes per column codec entry: kind u8, width u8, scale i16, reserved u32, offset u64.
+CODEC_ENTRY_BYTES = 16
+#: Bytes per beta (clustering) position: u32.
+BETA_ENTRY_BYTES = 4
+
+
+def params_bits(d: int, l_t: int, beta: int) -> int:
+    """``S_params``: bits of the parameters stored with a table (Eq. 1)."""
+    return 8 * (FIXED_HEADER_BYTES + CODEC_ENTRY_BYTES * d + (l_t + 7) // 8 + BETA_ENTRY_BYTES * beta)
+
+
+@njit(inline="always")
+def _ceil_log2(x):
+    b = 0
+    while (1 << b) < x:
+        b += 1
+    return b
+
+
+@njit
+def _eq1(n_b, l_b, l_d, n, m, s_params):
+    """Eq. 1 in bits."""
+    return n_b * l_b + (n + m) * (_ceil_log2(n_b) + l_d) + m * _ceil_log2(n) + s_params
+
+
+def eq1(n_b: int, l_b: int, l_d: int, n: int, m: int, s_params: int = 0) -> int:
+    """Eq. 1 (bits) from its terms; pure Python, exact integers."""
+    return int(_eq1(int(n_b), int(l_b), int(l_d), int(n), int(m), int(s_params)))
+
+
+class SizeBreakdown(NamedTuple):
+    """Eq. 1 split into its terms, in bits."""
+
+    bases: int
+    base_ids: int
+    deviations: int
+    weights: int
+    params: int
+
+    @property
+    def total(self) -> int:
+        return self.bases + self.base_ids + self.deviations + self.weights + self.params
+
+    def as_bytes(self) -> dict:
+        d = {k: v / 8 for k, v in self._asdict().items()}
+        d["total"] = self.total / 8
+        return d
