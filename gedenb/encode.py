@@ -433,6 +433,8 @@ def _check_table(X) -> np.ndarray:
         raise TypeError(f"expected a NumPy array, got {type(X).__name__}; use np.asarray(X)")
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D table (rows x columns), got {X.ndim}-D with shape {X.shape}")
+    if X.dtype.byteorder == ">" and X.dtype.newbyteorder("=") in SUPPORTED_DTYPES:
+        X = X.astype(X.dtype.newbyteorder("="))
     if X.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(t) for t in SUPPORTED_DTYPES)
         raise TypeError(
@@ -441,6 +443,4 @@ def _check_table(X) -> np.ndarray:
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"expected at least one row and one column, got shape {X.shape}")
-    if X.dtype.byteorder == ">":
-        X = X.astype(X.dtype.newbyteorder("="))
     return np.ascontiguousarray(X)
