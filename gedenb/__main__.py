@@ -146,6 +146,18 @@ def cmd_condensed(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    import tempfile
+
+    from .experiments import EXPERIMENTS
+
+    fn = EXPERIMENTS[args.name]
+    with tempfile.TemporaryDirectory() as tmp:
+        table = fn(out_dir=tmp) if args.name == "mnist-storage" else fn()
+    print(table.to_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gedenb", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("output")
     s.set_defaults(func=cmd_condensed)
+
+    r = sub.add_parser("reproduce", help="run one of the paper's experiments and print its table")
+    from .experiments import EXPERIMENTS
+
+    r.add_argument("name", choices=sorted(EXPERIMENTS))
+    r.set_defaults(func=cmd_reproduce)
     return p
 
 
