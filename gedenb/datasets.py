@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Table", "california_housing", "data_root", "fashion_mnist", "mnist"]
+__all__ = ["Table", "california_housing", "credit_default", "data_root", "fashion_mnist", "ijcnn1", "mnist"]
 
 
 class Table(NamedTuple):
@@ -105,3 +105,58 @@ def mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
 def fashion_mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8."""
     return _mnist_like("FashionMNIST", train, root)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing (expected the layout of shared/data; nothing is downloaded)")
+    return path
+
+
+def credit_default(root=None) -> Table:
+    """Default of Credit Card Clients (Yeh & Lien 2009, UCI).
+
+    30,000 rows: the 23 features ``LIMIT_BAL .. PAY_AMT6`` and the 0/1 target
+    ``default payment next month`` as the last column (int64; the ``ID``
+    column is dropped).  Read from ``credit_default/credit_default.csv.gz``.
+    """
+    path = _require(data_root(root) / "credit_default" / "credit_default.csv.gz")
+    with gzip.open(path, "rt") as f:
+        header = f.readline().strip().split(",")
+        data = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    if data.shape[1] != 25 or header[0] != "ID":
+        raise ValueError(f"{path}: expected 25 columns starting with ID, got {data.shape[1]}")
+    return Table(np.ascontiguousarray(data[:, 1:]), tuple(header[1:]))
+
+
+def _svmlight(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, rows, cols, vals = [], [], [], []
+    with gzip.open(_require(path), "rt") as f:
+        for i, line in enumerate(f):
+            parts = line.split()
+            if not parts:
+                continue
+            ys.append(float(parts[0]))
+            for tok in parts[1:]:
+                k, v = tok.split(":")
+                rows.append(i)
+                cols.append(int(k) - 1)
+                vals.append(float(v))
+    X = np.zeros((len(ys), n_features))
+    cols_a = np.asarray(cols)
+    if cols_a.size and (cols_a.min() < 0 or cols_a.max() >= n_features):
+        raise ValueError(f"{path}: feature index outside 1..{n_features}")
+    X[np.asarray(rows), cols_a] = np.asarray(vals)
+    return X, np.asarray(ys)
+
+
+def ijcnn1(train: bool = True, root=None) -> Table:
+    """IJCNN1 (LIBSVM): 22 features and the label (-1 / 1) as the last column.
+
+    ``train=True``: the 49,990-row training file (LIBSVM's ``ijcnn1``);
+    ``train=False``: the 91,701-row test file.  float64.
+    """
+    name = "ijcnn1.tr.gz" if train else "ijcnn1.t.gz"
+    X, y = _svmlight(data_root(root) / "ijcnn1" / name, 22)
+    cols = tuple(f"f{j + 1}" for j in range(22)) + ("label",)
+    return Table(np.column_stack([X, y]), cols)

@@ -290,7 +290,7 @@ def greedy_base_selection(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray
 # public API
 # --------------------------------------------------------------------------
 def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool = True,
-             widths: str = "narrow") -> Compressed:
+             widths: str = "narrow", cluster_columns=None) -> Compressed:
     """Compress a table with EntroGeDe (Algorithm 1).
 
     Parameters
@@ -311,6 +311,12 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         Column codecs: the narrowest exact codec per column, or every value
         at its dtype's full width (the paper's setting for raw pixels; see
         :func:`gedenb.encode.fit_codecs`).
+    cluster_columns : sequence of int, optional
+        Columns whose bits may serve as clustering bits (default: all).
+        For supervised learning leave the target out (e.g.
+        ``range(d - 1)``): clusters chosen on the target's bits select on
+        the outcome and bias regressions fitted to the centroids.  The
+        centroids always cover every column.
 
     Returns
     -------
@@ -355,7 +361,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     beta_pos = np.zeros(0, dtype=np.int64)
     m = 0
     if beta is not None:
-        beta_pos = cluster_positions(H, widths, beta)
+        beta_pos = cluster_positions(_mask_columns(H, widths, cluster_columns, d), widths, beta)
         labels, groups = _bits._group_by_positions(T, beta_pos, n)
         centroids, weights = _centroids(X, labels, int(groups))
         if store_condensed:
@@ -452,6 +458,20 @@ def eq1_bits(c: Compressed) -> int:
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+def _mask_columns(H: np.ndarray, widths: np.ndarray, columns, d: int) -> np.ndarray:
+    """Entropy with the positions of columns outside ``columns`` zeroed."""
+    if columns is None:
+        return H
+    cols = np.asarray(list(columns) if not isinstance(columns, np.ndarray) else columns)
+    if cols.ndim != 1 or cols.size == 0 or cols.dtype.kind not in "iu":
+        raise TypeError("cluster_columns must be a non-empty sequence of column indices")
+    if cols.min() < -d or cols.max() >= d:
+        raise ValueError(f"cluster_columns must lie in [-{d}, {d})")
+    keep = np.zeros(d, dtype=bool)
+    keep[cols % d] = True
+    return np.where(np.repeat(keep, widths), H, 0.0)
+
+
 @njit
 def _first_rows_kernel(labels, n_b):
     first = np.full(n_b, -1, dtype=np.int64)

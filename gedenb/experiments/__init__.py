@@ -1,7 +1,10 @@
 """Reproductions of the paper's experiments: functions that return tables.
 
-Each experiment is a function returning a :class:`ResultTable`; the CLI
-``python -m gedenb reproduce NAME`` prints it.  Registry: :data:`EXPERIMENTS`.
+Each experiment is a function ``fn(*, out_dir=None, quick=False, figure=False, **kw)``
+returning a :class:`ResultTable` (with a matplotlib figure when
+``figure=True``); ``out_dir`` is where it may write files, ``quick`` shrinks
+it to a smoke run.  The CLI ``python -m gedenb reproduce NAME`` prints the
+table and saves the figure.  Registry: :data:`EXPERIMENTS`.
 """
 
 from __future__ import annotations

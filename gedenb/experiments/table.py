@@ -6,12 +6,17 @@ from typing import NamedTuple
 
 
 class ResultTable(NamedTuple):
-    """Rows of numbers with column names, a title and notes."""
+    """Rows of numbers with column names, a title, notes and an optional figure.
+
+    ``figure`` is a matplotlib Figure (or None); experiments import
+    matplotlib lazily, only when asked for a figure.
+    """
 
     title: str
     columns: tuple
     rows: list
     notes: str = ""
+    figure: object = None
 
     def to_markdown(self) -> str:
         def fmt(v):
