@@ -1,0 +1,32 @@
+"""PyTorch integration (optional extra ``torch``): data, sampling, models, training.
+
+``import gedenb`` never imports torch; ``import gedenb.torch`` does.
+
+- :class:`ImageDataset` -- a map-style Dataset over any image source (a
+  compressed image store opened with :func:`gedenb.open`, or plain arrays via
+  :class:`ArraySource`), with batched decoding through ``__getitems__``.
+- :class:`EpochSubsetSampler` -- a new seeded random fraction every epoch
+  (optionally class-balanced), ``set_epoch`` and DDP sharding like
+  ``DistributedSampler``.
+- :class:`LeNet5`, :func:`resnet18_cifar` -- the paper's models.
+- :func:`train` -- the training harness with the paper's settings as defaults.
+"""
+
+from .data import ArraySource, ImageDataset, batch_collate, cifar_augment
+from .models import LeNet5, resnet18_cifar
+from .sampler import EpochSubsetSampler
+from .train import METHODS, TrainConfig, TrainResult, train
+
+__all__ = [
+    "METHODS",
+    "ArraySource",
+    "EpochSubsetSampler",
+    "ImageDataset",
+    "LeNet5",
+    "TrainConfig",
+    "TrainResult",
+    "batch_collate",
+    "cifar_augment",
+    "resnet18_cifar",
+    "train",
+]

@@ -1,0 +1,125 @@
+"""Map-style datasets over image sources, with batched decoding."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ArraySource", "ImageDataset", "batch_collate", "cifar_augment", "normalization"]
+
+
+class ArraySource:
+    """Uncompressed images in memory, with the same interface as a compressed store.
+
+    Parameters
+    ----------
+    images : (n, H, W) or (n, H, W, C) uint8
+    labels : (n,) integer array
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise TypeError(f"images must be uint8, got {images.dtype}; use .astype(np.uint8)")
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4:
+            raise ValueError(f"images must be (n, H, W) or (n, H, W, C), got shape {images.shape}")
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),) or labels.dtype.kind not in "iu":
+            raise ValueError("labels must be a 1-D integer array with one label per image")
+        self.images = images
+        self.labels = labels.astype(np.int64)
+        self.image_shape = images.shape[1:]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def stored_bytes_per_image(self) -> float:
+        return float(np.prod(self.image_shape))
+
+    def read_images(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(indices, dtype=np.int64)
+        return self.images[idx], self.labels[idx]
+
+
+def normalization(source) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (in [0, 1] units) of up to 10,000 images of a source."""
+    n = len(source)
+    idx = np.linspace(0, n - 1, num=min(n, 10_000)).astype(np.int64)
+    imgs, _ = source.read_images(idx)
+    x = imgs.reshape(-1, imgs.shape[-1]).astype(np.float64) / 255.0
+    return x.mean(0), np.maximum(x.std(0), 1e-6)
+
+
+def cifar_augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop 32 with padding 4 and horizontal flip, per image of an (N, C, H, W) batch."""
+    n, c, h, w = batch.shape
+    padded = torch.nn.functional.pad(batch, (4, 4, 4, 4))
+    dy = torch.randint(0, 9, (n,), generator=generator)
+    dx = torch.randint(0, 9, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    rows = (dy[:, None] + torch.arange(h)[None, :])  # (n, h)
+    cols = (dx[:, None] + torch.arange(w)[None, :])  # (n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bidx = torch.arange(n)[:, None, None, None]
+    cidx = torch.arange(c)[None, :, None, None]
+    return padded[bidx, cidx, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def batch_collate(batch):
+    """Collate for :class:`ImageDataset`: batches arrive already stacked."""
+    return batch
+
+
+class ImageDataset(Dataset):
+    """A map-style Dataset over an image source.
+
+    ``source`` is anything with ``read_images(indices) -> (uint8 (k, H, W, C),
+    labels)``, ``labels`` and ``__len__``: an image store opened with
+    :func:`gedenb.open` (decodes only the requested images from the
+    memory-mapped file) or an :class:`ArraySource`.
+
+    With a batch sampler (any ``DataLoader(batch_size=...)``) the loader
+    calls ``__getitems__`` and a whole batch is decoded at once; pass
+    ``collate_fn=batch_collate``.  Safe with worker processes (fork and
+    spawn): a store reopens its memory map in each process.
+
+    Parameters
+    ----------
+    source
+    mean, std : per-channel floats in [0, 1] units, optional
+        Normalisation after scaling to [0, 1].
+    augment : callable, optional
+        ``augment(batch (N, C, H, W) float tensor) -> tensor``, applied after
+        decoding, e.g. :func:`cifar_augment`.
+    """
+
+    def __init__(self, source, mean=None, std=None, augment: Callable | None = None):
+        self.source = source
+        c = source.image_shape[-1]
+        self.mean = torch.as_tensor(np.zeros(c) if mean is None else mean, dtype=torch.float32).view(1, c, 1, 1)
+        self.std = torch.as_tensor(np.ones(c) if std is None else std, dtype=torch.float32).view(1, c, 1, 1)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _to_tensor(self, imgs: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self.mean) / self.std
+        if self.augment is not None:
+            x = self.augment(x)
+        return x
+
+    def __getitems__(self, indices):
+        imgs, labels = self.source.read_images(np.asarray(indices, dtype=np.int64))
+        return self._to_tensor(imgs), torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+    def __getitem__(self, i):
+        x, y = self.__getitems__([int(i)])
+        return x[0], y[0]

@@ -1,0 +1,191 @@
+"""Training harness with the paper's settings as defaults (Sec. 5)."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .data import ImageDataset, batch_collate
+from .sampler import EpochSubsetSampler
+
+__all__ = ["METHODS", "TrainConfig", "TrainResult", "evaluate", "train"]
+
+#: full data; a random subset fixed once; a random subset redrawn each epoch
+#: from the uncompressed data (RS2); the same from the compressed store.
+METHODS = ("full", "random_static", "rs2", "dreamlearning")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults are the paper's (LeNet5 on MNIST)."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    fraction: float = 0.1
+    seed: int = 0
+    class_balanced: bool = False
+    num_workers: int = 0
+    eval_every: int = 0  # 0: evaluate after the last epoch only
+    device: str | None = None  # None: cuda when available, else cpu
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What one training run measured."""
+
+    method: str
+    test_accuracy: float
+    epochs: int
+    samples_per_epoch: int
+    seconds: dict = field(default_factory=dict)  # compression, selection, data, training, evaluation
+    peak_rss_bytes: int = 0
+    peak_gpu_bytes: int = 0
+    bytes_decoded_per_epoch: float = 0.0
+    stored_bytes_read_per_epoch: float = 0.0
+    history: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict:
+        row = {"method": self.method, "test_accuracy": self.test_accuracy, "epochs": self.epochs,
+               "samples_per_epoch": self.samples_per_epoch, "peak_rss_MiB": self.peak_rss_bytes / 2**20,
+               "decoded_MB_per_epoch": self.bytes_decoded_per_epoch / 1e6}
+        row.update({f"{k}_s": v for k, v in self.seconds.items()})
+        return row
+
+
+def _device(name):
+    if name is not None:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def evaluate(model, dataset: ImageDataset, device, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` on every sample of ``dataset``."""
+    model.eval()
+    correct = 0
+    n = len(dataset)
+    for start in range(0, n, batch_size):
+        x, y = dataset.__getitems__(np.arange(start, min(n, start + batch_size)))
+        pred = model(x.to(device)).argmax(1).cpu()
+        correct += int((pred == y).sum())
+    return correct / n
+
+
+def train(model: torch.nn.Module, train_source, test_source, method: str = "dreamlearning",
+          config: TrainConfig | None = None, *, mean=None, std=None, augment=None,
+          compression_seconds: float = 0.0) -> TrainResult:
+    """Train ``model`` with one of :data:`METHODS` and measure it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    train_source, test_source
+        Image sources (a compressed image store for ``"dreamlearning"``, an
+        :class:`~gedenb.torch.ArraySource` for the baselines).
+    method : str
+        ``"full"`` uses every sample each epoch; ``"random_static"`` one
+        random ``fraction`` for all epochs; ``"rs2"`` and
+        ``"dreamlearning"`` a fresh random ``fraction`` each epoch (from the
+        uncompressed and the compressed data respectively).
+    config : TrainConfig
+    mean, std : per-channel normalisation in [0, 1] units
+    augment : callable applied to each training batch after decoding
+    compression_seconds : float
+        Time spent compressing the training data, reported alongside.
+
+    Returns
+    -------
+    TrainResult
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    cfg = config or TrainConfig()
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError("epochs and batch_size must be >= 1")
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+    model = model.to(device)
+    train_ds = ImageDataset(train_source, mean, std, augment)
+    test_ds = ImageDataset(test_source, mean, std)
+
+    t0 = time.perf_counter()
+    fraction = 1.0 if method == "full" else cfg.fraction
+    sampler = EpochSubsetSampler(train_source.labels if cfg.class_balanced else len(train_source), fraction,
+                                 seed=cfg.seed, class_balanced=cfg.class_balanced,
+                                 static=(method == "random_static"))
+    selection = time.perf_counter() - t0
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batch_collate,
+                        num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    lossf = torch.nn.CrossEntropyLoss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc=f"{method} ({fraction:.0%}/epoch)", leave=False)
+    seconds = {"compression": float(compression_seconds), "selection": selection, "data": 0.0,
+               "training": 0.0, "evaluation": 0.0}
+    history = []
+    for epoch in range(cfg.epochs):
+        t = time.perf_counter()
+        sampler.set_epoch(epoch)
+        seconds["selection"] += time.perf_counter() - t
+        model.train()
+        total, count = 0.0, 0
+        it = iter(loader)
+        while True:
+            t = time.perf_counter()
+            try:
+                x, y = next(it)
+            except StopIteration:
+                break
+            seconds["data"] += time.perf_counter() - t
+            t = time.perf_counter()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(x), y)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+            seconds["training"] += time.perf_counter() - t
+        sched.step()
+        record = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
+            t = time.perf_counter()
+            record["test_accuracy"] = evaluate(model, test_ds, device)
+            seconds["evaluation"] += time.perf_counter() - t
+        history.append(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+    if bar is not None:
+        bar.close()
+    t = time.perf_counter()
+    acc = evaluate(model, test_ds, device)
+    seconds["evaluation"] += time.perf_counter() - t
+
+    per_epoch = len(sampler)
+    image_bytes = float(np.prod(train_source.image_shape))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gpu = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    return TrainResult(
+        method=method, test_accuracy=acc, epochs=cfg.epochs, samples_per_epoch=per_epoch, seconds=seconds,
+        peak_rss_bytes=int(rss), peak_gpu_bytes=int(gpu), bytes_decoded_per_epoch=per_epoch * image_bytes,
+        stored_bytes_read_per_epoch=per_epoch * float(train_source.stored_bytes_per_image),
+        history=history, config=asdict(cfg),
+    )
