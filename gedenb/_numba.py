@@ -10,7 +10,24 @@ from __future__ import annotations
 
 import os
 
-import numba
+# Numba's OpenMP threads busy-wait between parallel regions by default; on a
+# machine with other work running this made batch decoding up to 30x slower
+# (measured: 1,024 MNIST rows in 23 ms instead of 0.96 ms).  Waiting
+# passively costs nothing measurable when the machine is idle.  A value the
+# user set wins; it must be set before the OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import importlib.util  # noqa: E402
+
+import numba  # noqa: E402
+
+# Readers are used from threads and from forked DataLoader workers.  Numba's
+# default OpenMP layer is GNU OpenMP here, which kills a forked child that
+# runs a parallel kernel after its parent did.  Intel TBB (a dependency where
+# wheels exist) is both fork- and thread-safe: ask for it unless the user
+# chose a threading layer.
+if "NUMBA_THREADING_LAYER" not in os.environ and importlib.util.find_spec("tbb") is not None:
+    numba.config.THREADING_LAYER = "safe"
 
 __all__ = ["njit", "pnjit", "prange"]
 

@@ -281,7 +281,17 @@ def fit_codecs(X: np.ndarray, widths: str = "narrow") -> Codecs:
         Verified: ``decode_codes(encode_columns(X, c), c, X.dtype)`` equals
         ``X`` byte for byte.
     """
-    X = _check_table(X)
+    return _frozen(_fit_codecs(_check_table(X), widths))
+
+
+def _frozen(codecs: Codecs) -> Codecs:
+    """Codecs with read-only arrays (one compiled kernel variant everywhere)."""
+    for a in codecs:
+        a.setflags(write=False)
+    return codecs
+
+
+def _fit_codecs(X: np.ndarray, widths: str) -> Codecs:
     if widths not in ("narrow", "native"):
         raise ValueError(f"widths must be 'narrow' or 'native', got {widths!r}")
     n, d = X.shape
@@ -318,7 +328,7 @@ def _verified(X: np.ndarray, codecs: Codecs) -> Codecs:
         if X.dtype.kind != "f":  # integer codecs are exact by construction
             raise AssertionError("integer codec failed verification; please report this bug")
         off, wid = _ieee_candidates(X[:, bad])
-        kind, width, offset, scale = (a.copy() for a in codecs)
+        kind, width, offset, scale = (np.array(a) for a in codecs)
         kind[bad], width[bad], offset[bad], scale[bad] = IEEE, wid, off, 0
         codecs = Codecs(kind, width, offset, scale)
         back = decode_codes(encode_columns(X, codecs, check=False), codecs, X.dtype)

@@ -16,9 +16,12 @@ back through its codec (:mod:`gedenb.encode`).
 
 from __future__ import annotations
 
+import threading
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+from numba.core.errors import NumbaPerformanceWarning
 
 from ._numba import njit, pnjit, prange
 from .bits import _emit, _flush, _get_bits
@@ -230,11 +233,11 @@ def _decode_rows_parallel(records, bases, rec_bits, id_bits, base_bits, n_bases,
 
 @pnjit
 def _decode_rows_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, rows, base_runs, dev_runs,
-                        widths, kind, offset, factor, sign, full, out_bits, out_float):
-    # compiled with parallel=True although the loop is serial: Numba's parfor
-    # passes make this loop about ten times faster than a plain njit here.
-    nw = (widths.sum() + 63) // 64 + 1
-    buf = np.zeros(nw, dtype=np.uint64)
+                        widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
+    # Serial, but compiled with parallel=True: Numba's parfor pipeline makes
+    # this loop about ten times faster than a plain njit.  It holds no array
+    # expression (the scratch ``buf`` comes from the caller), so no OpenMP
+    # region is ever opened for small reads.
     bad = 0
     for k in range(rows.shape[0]):
         if not _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, rows[k], k, base_runs,
@@ -242,6 +245,12 @@ def _decode_rows_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, r
             bad += 1
     return bad
 
+
+_SERIAL_COMPILED: set = set()
+# read-only like every stream of a Compressed, so no extra kernel compiles for it
+_EMPTY_STREAM = np.zeros(1, dtype=np.uint64)
+_EMPTY_STREAM.setflags(write=False)
+_COMPILE_LOCK = threading.Lock()
 
 #: Below this many values a batch is decoded on one thread (no pool start-up).
 PARALLEL_MIN_VALUES = 1 << 16
@@ -268,13 +277,26 @@ def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: 
     bits, flt, sign, full = output_views(out)
     if factor is None:
         factor = codecs.factor
-    kernel = _decode_rows_parallel if rows.shape[0] * d >= PARALLEL_MIN_VALUES else _decode_rows_serial
     # empty streams still need one readable word for the typed kernel
-    records = records if records.size else np.zeros(1, dtype=np.uint64)
-    bases = bases if bases.size else np.zeros(1, dtype=np.uint64)
-    bad = kernel(records, bases, layout.record_bits, layout.id_bits, layout.base_bits, int(n_bases), rows,
-                 layout.base_runs, layout.dev_runs, codecs.width, codecs.kind, codecs.offset, factor,
-                 sign, full, bits, flt)
+    records = records if records.size else _EMPTY_STREAM
+    bases = bases if bases.size else _EMPTY_STREAM
+    args = (records, bases, layout.record_bits, layout.id_bits, layout.base_bits, int(n_bases), rows,
+            layout.base_runs, layout.dev_runs, codecs.width, codecs.kind, codecs.offset, factor, sign, full,
+            bits, flt)
+    if rows.shape[0] * d >= PARALLEL_MIN_VALUES:
+        bad = _decode_rows_parallel(*args)
+    else:
+        buf = np.zeros((int(codecs.width.sum()) + 63) // 64 + 1, dtype=np.uint64)
+        key = (bits.dtype.num, flt.dtype.num, flt.ndim, records.flags.writeable, bases.flags.writeable,
+               factor.flags.writeable, rows.flags.writeable, codecs.width.flags.writeable)
+        if key in _SERIAL_COMPILED:
+            bad = _decode_rows_serial(*args, buf)
+        else:
+            with _COMPILE_LOCK, warnings.catch_warnings():
+                # parallel=True with nothing to parallelise is deliberate here
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                bad = _decode_rows_serial(*args, buf)
+            _SERIAL_COMPILED.add(key)
     if bad:
         raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
     return out
