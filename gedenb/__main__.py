@@ -157,7 +157,7 @@ def cmd_reproduce(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        table = fn(out_dir=tmp, quick=args.quick, figure=not args.no_figure)
+        table = fn(out_dir=tmp, quick=args.quick, figure=not args.no_figure, **args.extra)
     print(table.to_markdown())
     if table.figure is not None:
         png = out / f"{args.name}.png"
@@ -213,11 +213,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _extra_kwargs(rest: list) -> dict:
+    """``--key value`` pairs after ``reproduce NAME`` become keyword arguments."""
+    out, i = {}, 0
+    while i < len(rest):
+        key = rest[i]
+        if not key.startswith("--") or i + 1 >= len(rest):
+            raise SystemExit(f"error: expected --option value pairs, got {rest[i:]}")
+        val = rest[i + 1]
+        for conv in (int, float):
+            try:
+                val = conv(val)
+                break
+            except ValueError:
+                pass
+        out[key[2:].replace("-", "_")] = val
+        i += 2
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "reproduce":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.extra = _extra_kwargs(rest) if args.command == "reproduce" else {}
     try:
         return args.func(args)
-    except (FormatError, ValueError, TypeError, FileNotFoundError, IsADirectoryError) as e:
+    except (FormatError, ValueError, TypeError, KeyError, FileNotFoundError, IsADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

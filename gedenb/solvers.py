@@ -103,7 +103,13 @@ def _standardise(X, w):
     sw = w / w.sum()
     mu = sw @ X
     sd = np.sqrt(sw @ (X - mu) ** 2)
-    sd[sd == 0] = 1.0
+    # a column that is constant over the weighted rows gets an exactly zero
+    # standardised column (its weighted mean need not round to the constant,
+    # and a tiny nonzero sd would blow rounding noise up to unit scale)
+    live = X[w > 0]
+    const = (live == live[0]).all(axis=0)
+    mu[const] = live[0, const]
+    sd[const | (sd == 0)] = 1.0
     return (X - mu) / sd, mu, sd
 
 
@@ -146,23 +152,32 @@ def weighted_least_squares(X, y, w=None, ridge: float = 0.0) -> LinearModel:
 
 @njit
 def _gd_linear(Z, y, w, lr, tol, max_iter):
+    # One pass over the rows per step: the loss at theta_t and its gradient
+    # are accumulated together (row-major, cache friendly); the gradient is
+    # summed over i in increasing order, as a two-pass version would.
     n, d = Z.shape
     W = w.sum()
     theta = np.zeros(d)
+    g = np.zeros(d)
     b = 0.0
     losses = np.empty(max_iter + 1)
-    r = np.empty(n)
     prev = np.inf
     it = 0
     converged = False
     for it in range(max_iter + 1):
         loss = 0.0
+        gb = 0.0
+        for j in range(d):
+            g[j] = 0.0
         for i in range(n):
             s = b - y[i]
             for j in range(d):
                 s += Z[i, j] * theta[j]
-            r[i] = w[i] * s
-            loss += w[i] * s * s
+            r = w[i] * s
+            loss += r * s
+            gb += r
+            for j in range(d):
+                g[j] += r * Z[i, j]
         loss = 0.5 * loss / W
         losses[it] = loss
         if abs(prev - loss) <= tol * max(loss, 1e-300) or not np.isfinite(loss):
@@ -171,14 +186,8 @@ def _gd_linear(Z, y, w, lr, tol, max_iter):
         if it == max_iter:
             break
         prev = loss
-        gb = 0.0
-        for i in range(n):
-            gb += r[i]
         for j in range(d):
-            g = 0.0
-            for i in range(n):
-                g += r[i] * Z[i, j]
-            theta[j] -= lr * g / W
+            theta[j] -= lr * g[j] / W
         b -= lr * gb / W
     return theta, b, losses[: it + 1], it, converged
 
@@ -202,34 +211,75 @@ def gradient_descent(X, y, w=None, lr: float = 0.001, tol: float = 1e-10, max_it
     return FitResult(LinearModel(*_unscale(theta, b, mu, sd)), losses, int(it), bool(ok))
 
 
+@njit
+def _linear_loss(Z, y, p, theta, b):
+    loss = 0.0
+    for i in range(Z.shape[0]):
+        r = b - y[i]
+        for j in range(Z.shape[1]):
+            r += Z[i, j] * theta[j]
+        loss += p[i] * r * r
+    return 0.5 * loss
+
+
+@njit
+def _sgd_linear(Z, y, p, idx, theta, b, lr, losses, t0):
+    # idx[s] are the rows of step t0 + s; theta is updated in place
+    d = Z.shape[1]
+    k = idx.shape[1]
+    g = np.empty(d)
+    for s in range(idx.shape[0]):
+        losses[t0 + s] = _linear_loss(Z, y, p, theta, b)
+        for j in range(d):
+            g[j] = 0.0
+        gb = 0.0
+        for q in range(k):
+            i = idx[s, q]
+            r = b - y[i]
+            for j in range(d):
+                r += Z[i, j] * theta[j]
+            gb += r
+            for j in range(d):
+                g[j] += r * Z[i, j]
+        for j in range(d):
+            theta[j] -= lr * g[j] / k
+        b -= lr * gb / k
+    return b
+
+
 def sgd(X, y, w=None, lr: float = 0.001, batch_size: int = 32, steps: int = 1000, seed: int = 0) -> FitResult:
     """Mini-batch stochastic gradient descent for linear regression.
 
-    Each step draws ``batch_size`` rows (with probability proportional to
-    ``w``, so weighted data are sampled as if expanded) and takes one
-    gradient step; ``losses[t]`` is the full weighted loss before step
-    ``t``, so curves compare with :func:`gradient_descent` step by step
-    (the paper's Fig. 3 at equal cost per step).
+    Each step draws ``batch_size`` rows with replacement (with probability
+    proportional to ``w``, so weighted data are sampled as if expanded; the
+    draws are those of ``default_rng(seed).choice(n, batch_size, p=w/W)``
+    step after step) and takes one step along the batch's mean gradient;
+    ``losses[t]`` is the full weighted loss before step ``t`` (and
+    ``losses[steps]`` after the last), so curves compare with
+    :func:`gradient_descent` step by step (the paper's Fig. 3 at equal cost
+    per step).  ``converged`` is always False: SGD has no stopping rule.
     """
     X, y, w = _check_xyw(X, y, w)
     if not lr > 0 or int(batch_size) < 1 or int(steps) < 1:
         raise ValueError("lr must be > 0, batch_size >= 1 and steps >= 1")
+    steps, batch_size = int(steps), int(batch_size)
     Z, mu, sd = _standardise(X, w)
     rng = np.random.default_rng(seed)
     p = w / w.sum()
+    # what rng.choice(n, size, p=p) does, without rebuilding the cumulative
+    # distribution on every call
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
     theta = np.zeros(X.shape[1])
     b = 0.0
-    losses = np.empty(int(steps) + 1)
-    for t in range(int(steps) + 1):
-        res = Z @ theta + b - y
-        losses[t] = 0.5 * float(p @ (res * res))
-        if t == steps:
-            break
-        idx = rng.choice(len(y), size=int(batch_size), p=p)
-        rb = res[idx]
-        theta -= lr * (Z[idx].T @ rb) / len(idx)
-        b -= lr * float(rb.mean())
-    return FitResult(LinearModel(*_unscale(theta, b, mu, sd)), losses, int(steps), False)
+    losses = np.empty(steps + 1)
+    chunk = max(1, (1 << 20) // batch_size)
+    for t0 in range(0, steps, chunk):
+        u = rng.random((min(chunk, steps - t0), batch_size))
+        idx = cdf.searchsorted(u, side="right").astype(np.int64)
+        b = _sgd_linear(Z, y, p, idx, theta, float(b), float(lr), losses, t0)
+    losses[steps] = _linear_loss(Z, y, p, theta, b)
+    return FitResult(LinearModel(*_unscale(theta, b, mu, sd)), losses, steps, False)
 
 
 # --------------------------------------------------------------------------
@@ -237,50 +287,51 @@ def sgd(X, y, w=None, lr: float = 0.001, batch_size: int = 32, steps: int = 1000
 # --------------------------------------------------------------------------
 @njit
 def _gd_logistic(Z, y, w, lr, tol, max_iter, l2):
+    # one pass over the rows per step, as in _gd_linear
     n, d = Z.shape
     W = w.sum()
     theta = np.zeros(d)
+    g = np.zeros(d)
     b = 0.0
     losses = np.empty(max_iter + 1)
-    r = np.empty(n)
     prev = np.inf
     it = 0
     converged = False
     for it in range(max_iter + 1):
         loss = 0.0
+        gb = 0.0
+        for j in range(d):
+            g[j] = 0.0
         for i in range(n):
             s = b
             for j in range(d):
                 s += Z[i, j] * theta[j]
-            # log(1 + exp(s)) - y s, computed stably
+            # log(1 + exp(s)) - y s and sigmoid(s), computed stably
+            e = np.exp(-abs(s))
             if s > 0:
-                lse = s + np.log1p(np.exp(-s))
-                p = 1.0 / (1.0 + np.exp(-s))
+                lse = s + np.log1p(e)
+                p = 1.0 / (1.0 + e)
             else:
-                lse = np.log1p(np.exp(s))
-                e = np.exp(s)
+                lse = np.log1p(e)
                 p = e / (1.0 + e)
             loss += w[i] * (lse - y[i] * s)
-            r[i] = w[i] * (p - y[i])
+            r = w[i] * (p - y[i])
+            gb += r
+            for j in range(d):
+                g[j] += r * Z[i, j]
         reg = 0.0
         for j in range(d):
             reg += theta[j] * theta[j]
         loss = loss / W + 0.5 * l2 * reg
         losses[it] = loss
-        if abs(prev - loss) <= tol * max(loss, 1e-300):
-            converged = True
+        if abs(prev - loss) <= tol * max(loss, 1e-300) or not np.isfinite(loss):
+            converged = np.isfinite(loss)
             break
         if it == max_iter:
             break
         prev = loss
-        gb = 0.0
-        for i in range(n):
-            gb += r[i]
         for j in range(d):
-            g = 0.0
-            for i in range(n):
-                g += r[i] * Z[i, j]
-            theta[j] -= lr * (g / W + l2 * theta[j])
+            theta[j] -= lr * (g[j] / W + l2 * theta[j])
         b -= lr * gb / W
     return theta, b, losses[: it + 1], it, converged
 

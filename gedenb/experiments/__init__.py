@@ -9,12 +9,23 @@ table and saves the figure.  Registry: :data:`EXPERIMENTS`.
 
 from __future__ import annotations
 
+from .images import table1
+from .logistic import fig11
+from .regression import fig3, fig5a, fig5b, fig9, fig10
 from .storage import mnist_storage
 from .table import ResultTable
 
 #: name -> function(**kwargs) -> ResultTable
 EXPERIMENTS = {
     "mnist-storage": mnist_storage,
+    "fig3": fig3,
+    "fig5a": fig5a,
+    "fig5b": fig5b,
+    "fig9": fig9,
+    "fig10": fig10,
+    "fig11": fig11,
+    "table1": table1,
 }
 
-__all__ = ["EXPERIMENTS", "ResultTable", "mnist_storage"]
+__all__ = ["EXPERIMENTS", "ResultTable", "fig3", "fig5a", "fig5b", "fig9", "fig10", "fig11", "mnist_storage",
+           "table1"]
