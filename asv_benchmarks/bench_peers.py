@@ -1,0 +1,292 @@
+"""Peers on the very same bytes: zstd, zstd with a trained dictionary, Blosc2.
+
+The input is always MNIST train class-wise -- ten C-contiguous ``(n_k, 784)``
+uint8 buffers, one per class, exactly the tables gedenb compresses in
+``bench_compress.MnistCompress`` -- and California Housing for zstd.
+
+* ``ZstdMnist``: zstd level 3, one frame per class buffer (time, memory,
+  ratio).
+* ``ZstdMnistLevel19``: level 19 is slow (about 20 s for all of MNIST), so it
+  runs over all classes once per run, in ``setup_cache`` (size and one timed
+  pass); the asv ``time_`` benchmark covers one class.  The time ratio
+  against zstd-3 is a ``track_`` benchmark.
+* ``ZstdDictMnist``: one dictionary (112 KiB) trained on 10,000 random
+  training images, then one frame per image at level 19 -- randomly
+  accessible like gedenb.  Storage counts the dictionary and a 4-byte offset
+  per image.  Its per-row decode time is in ``bench_random_access``.
+* ``Blosc2Mnist``: Blosc2 NDArray, zstd clevel 5, byte shuffle or bitshuffle,
+  chunks of 1,024 rows and blocks of 16 rows (12.5 KB) so one row decodes
+  one small block.  (Byte shuffle is a no-op on 1-byte items.)
+
+The Python bindings of zstd are single-threaded; Blosc2 uses its default
+thread count; gedenb uses Numba's (all cores).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._common import (
+    MNIST_CLASS,
+    SEED,
+    best_of,
+    cache_or_skip,
+    california,
+    check_cache,
+    mnist_classes,
+    smoke,
+)
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - the `bench` extra installs it
+    zstandard = None
+try:
+    import blosc2
+except ImportError:  # pragma: no cover - the `bench` extra installs it
+    blosc2 = None
+
+#: Size of the trained zstd dictionary (smoke mode: 16 KiB, data is tiny).
+DICT_BYTES = 112 * 1024
+#: Images sampled (from all of MNIST train) to train the dictionary.
+DICT_SAMPLES = 10_000
+#: Bytes per image of the offset table that makes per-image frames addressable.
+OFFSET_BYTES = 4
+BLOSC2_CHUNK_ROWS = 1024
+BLOSC2_BLOCK_ROWS = 16
+
+
+def _need_zstd():
+    if zstandard is None:
+        raise NotImplementedError("zstandard is not installed (pip install gedenb[bench])")
+
+
+def _need_blosc2():
+    if blosc2 is None:
+        raise NotImplementedError("blosc2 is not installed (pip install gedenb[bench])")
+
+
+# --------------------------------------------------------------------------
+# zstd dictionary + one frame per image (shared with bench_random_access)
+# --------------------------------------------------------------------------
+def train_mnist_dictionary(classes) -> "zstandard.ZstdCompressionDict":
+    """The zstd dictionary trained on a fixed random sample of MNIST train images."""
+    X = np.concatenate(classes)
+    rng = np.random.default_rng(SEED)
+    pick = rng.choice(len(X), size=min(DICT_SAMPLES, len(X)), replace=False)
+    size = 16 * 1024 if smoke() else DICT_BYTES
+    return zstandard.train_dictionary(size, [X[i].tobytes() for i in pick])
+
+
+def frame_compressor(zdict, level: int = 19) -> "zstandard.ZstdCompressor":
+    """Per-image compressor: no content size, checksum or dictionary ID (4 bytes saved per frame)."""
+    zdict.precompute_compress(level=level)
+    return zstandard.ZstdCompressor(level=level, dict_data=zdict, write_content_size=False,
+                                    write_checksum=False, write_dict_id=False)
+
+
+def compress_frames(cctx, X: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """One frame per row, concatenated; ``offsets[i]:offsets[i + 1]`` is row ``i``'s frame."""
+    frames = [cctx.compress(row.tobytes()) for row in X]
+    offsets = np.zeros(len(frames) + 1, dtype=np.int64)
+    np.cumsum([len(f) for f in frames], out=offsets[1:])
+    return b"".join(frames), offsets
+
+
+def blosc2_array(X: np.ndarray, shuffle: str):
+    filt = {"shuffle": blosc2.Filter.SHUFFLE, "bitshuffle": blosc2.Filter.BITSHUFFLE}[shuffle]
+    cparams = blosc2.CParams(codec=blosc2.Codec.ZSTD, clevel=5, filters=[filt], filters_meta=[0])
+    return blosc2.asarray(X, chunks=(min(BLOSC2_CHUNK_ROWS, len(X)), X.shape[1]),
+                          blocks=(min(BLOSC2_BLOCK_ROWS, len(X)), X.shape[1]), cparams=cparams)
+
+
+# --------------------------------------------------------------------------
+# zstd, whole buffer per class
+# --------------------------------------------------------------------------
+class ZstdMnist:
+    """zstd level 3, one frame per class buffer, all ten classes."""
+
+    def setup(self):
+        _need_zstd()
+        self.buffers = [X.tobytes() for X in mnist_classes()]
+        self.raw = sum(map(len, self.buffers))
+        self.cctx = zstandard.ZstdCompressor(level=3)
+
+    def time_compress_level3(self):
+        for b in self.buffers:
+            self.cctx.compress(b)
+
+    def peakmem_compress_level3(self):
+        for b in self.buffers:
+            self.cctx.compress(b)
+
+    def track_ratio_level3(self):
+        return sum(len(self.cctx.compress(b)) for b in self.buffers) / self.raw
+
+    track_ratio_level3.unit = "compressed bytes / raw bytes"
+
+
+class ZstdMnistLevel19:
+    """zstd level 19 on the ten class buffers.
+
+    Level 19 takes about 20 s for all of MNIST, so it runs once per
+    ``asv run``, in ``setup_cache`` (one timed pass, sizes recorded); the
+    asv-native ``time_`` benchmark covers one class.
+    """
+
+    timeout = 300
+
+    def setup_cache(self):
+        def build():
+            _need_zstd()
+            buffers = [X.tobytes() for X in mnist_classes()]
+            cctx = zstandard.ZstdCompressor(level=19)
+            t0 = time.perf_counter()
+            nbytes = sum(len(cctx.compress(b)) for b in buffers)
+            return {"raw": sum(map(len, buffers)), "level19": nbytes, "seconds": time.perf_counter() - t0}
+
+        return cache_or_skip(build)
+
+    def setup(self, cache):
+        check_cache(cache)
+        self.buffers = [X.tobytes() for X in mnist_classes()]
+        self.cctx19 = zstandard.ZstdCompressor(level=19)
+        self.cctx3 = zstandard.ZstdCompressor(level=3)
+
+    def time_compress_level19_one_class(self, cache):
+        self.cctx19.compress(self.buffers[MNIST_CLASS])
+
+    def track_ratio_level19(self, cache):
+        """All ten classes."""
+        return cache["level19"] / cache["raw"]
+
+    track_ratio_level19.unit = "compressed bytes / raw bytes"
+
+    def track_seconds_level19(self, cache):
+        """All ten classes: one timed pass of level 19 (in setup_cache)."""
+        return cache["seconds"]
+
+    track_seconds_level19.unit = "s"
+
+    def track_size_vs_level3(self, cache):
+        """All ten classes: level-19 bytes / level-3 bytes."""
+        return cache["level19"] / sum(len(self.cctx3.compress(b)) for b in self.buffers)
+
+    track_size_vs_level3.unit = "zstd-19 bytes / zstd-3 bytes"
+
+    def _level3_seconds(self):
+        def level3():
+            for b in self.buffers:
+                self.cctx3.compress(b)
+
+        return best_of(level3, 5)
+
+    def track_time_vs_level3(self, cache):
+        """All ten classes: level-19 time (one pass, setup_cache) / level-3 time (best of 5)."""
+        return cache["seconds"] / self._level3_seconds()
+
+    track_time_vs_level3.unit = "zstd-19 time / zstd-3 time"
+
+
+class ZstdCalifornia:
+    """zstd on the California Housing buffer (float64, row-major)."""
+
+    params = [3, 19]
+    param_names = ["level"]
+
+    def setup(self, level):
+        _need_zstd()
+        self.buffer = california().tobytes()
+        self.cctx = zstandard.ZstdCompressor(level=level)
+
+    def time_compress(self, level):
+        self.cctx.compress(self.buffer)
+
+    def track_ratio(self, level):
+        return len(self.cctx.compress(self.buffer)) / len(self.buffer)
+
+    track_ratio.unit = "compressed bytes / raw bytes"
+
+
+# --------------------------------------------------------------------------
+# zstd with a trained dictionary, one frame per image
+# --------------------------------------------------------------------------
+class _ZstdDictFrames:
+    """Shared ``setup_cache``: the dictionary and every image's frame, built once per run.
+
+    asv keys a setup_cache by its source location, so ``ZstdDictMnist`` and
+    ``bench_random_access.ZstdDictRows`` share this one.
+    """
+
+    timeout = 300
+
+    def setup_cache(self):
+        def build():
+            _need_zstd()
+            classes = mnist_classes()
+            zdict = train_mnist_dictionary(classes)
+            cctx = frame_compressor(zdict, 19)
+            return {
+                "dict": zdict.as_bytes(),
+                "frames": [compress_frames(cctx, X) for X in classes],  # (bytes, offsets) per class
+                "raw": sum(X.nbytes for X in classes),
+                "n": sum(len(X) for X in classes),
+            }
+
+        return cache_or_skip(build)
+
+
+class ZstdDictMnist(_ZstdDictFrames):
+    """zstd + 112 KiB trained dictionary, level 19, one frame per image (all 60,000)."""
+
+    def setup(self, cache):
+        check_cache(cache)
+        self.classes = mnist_classes()
+
+    def time_train_dictionary(self, cache):
+        train_mnist_dictionary(self.classes)
+
+    def track_ratio(self, cache):
+        """(frames + dictionary + 4 bytes per image) / raw bytes."""
+        frames = sum(len(buf) for buf, _ in cache["frames"])
+        return (frames + len(cache["dict"]) + OFFSET_BYTES * cache["n"]) / cache["raw"]
+
+    track_ratio.unit = "stored bytes / raw bytes"
+
+    def track_ratio_frames_only(self, cache):
+        return sum(len(buf) for buf, _ in cache["frames"]) / cache["raw"]
+
+    track_ratio_frames_only.unit = "frame bytes / raw bytes"
+
+    def track_dictionary_kib(self, cache):
+        return len(cache["dict"]) / 1024
+
+    track_dictionary_kib.unit = "KiB"
+
+
+# --------------------------------------------------------------------------
+# Blosc2
+# --------------------------------------------------------------------------
+class Blosc2Mnist:
+    """Blosc2 NDArray per class (zstd clevel 5, 16-row blocks), all ten classes."""
+
+    params = ["shuffle", "bitshuffle"]
+    param_names = ["filter"]
+
+    def setup(self, shuffle):
+        _need_blosc2()
+        self.classes = mnist_classes()
+        blosc2_array(self.classes[0][:64], shuffle)  # load the codec once
+
+    def time_compress(self, shuffle):
+        for X in self.classes:
+            blosc2_array(X, shuffle)
+
+    def track_ratio(self, shuffle):
+        """Compressed bytes of the ten super-chunks (headers and offsets included) / raw bytes."""
+        cbytes = sum(blosc2_array(X, shuffle).schunk.cbytes for X in self.classes)
+        return cbytes / sum(X.nbytes for X in self.classes)
+
+    track_ratio.unit = "compressed bytes / raw bytes"
