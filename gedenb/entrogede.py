@@ -417,7 +417,8 @@ def condensed(c: Compressed):
     if c.store_condensed:
         rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
         vals = decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases)
-        return vals.astype(np.float64), np.asarray(c.weights)
+        with np.errstate(invalid="ignore"):  # a signalling NaN widens quietly
+            return vals.astype(np.float64), np.asarray(c.weights)
     return recompute_condensed(decompress(c), c.codecs, c.beta_positions)
 
 
@@ -435,7 +436,8 @@ def recompute_condensed(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarra
     labels, groups = _bits._group_by_positions(T, np.asarray(beta_positions, dtype=np.int64), n)
     centroids, weights = _centroids(X, labels, int(groups))
     rounded = decode_codes(encode_values(centroids, codecs, X.dtype), codecs, X.dtype)
-    return rounded.astype(np.float64), weights
+    with np.errstate(invalid="ignore"):  # a signalling NaN widens quietly
+        return rounded.astype(np.float64), weights
 
 
 def size_breakdown(c: Compressed) -> SizeBreakdown:

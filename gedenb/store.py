@@ -1,6 +1,6 @@
 """The ``.gede`` file: atomic writer and memory-mapped random-access reader.
 
-Layout (all integers little-endian; see ``docs/FORMAT.md``)::
+Layout (all integers little-endian; ``docs/FORMAT.md`` is the reference)::
 
     fixed header   96 bytes, ends with the CRC-32 of its first 92 bytes
     section CODC   one 16-byte entry per column (kind, width, scale, offset)
@@ -23,10 +23,15 @@ crash, a hang, a huge allocation or wrong rows.
 
 from __future__ import annotations
 
+import builtins
+import errno
 import mmap
+import operator
 import os
+import stat
 import struct
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -55,76 +60,183 @@ SUPPORTED_MAJOR = (1,)
 
 _HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
 assert _HEADER.size == FIXED_HEADER_BYTES
+#: Names of the header fields, in order (``docs/FORMAT.md`` gives offsets).
+HEADER_FIELDS = (
+    "magic", "major", "minor", "flags", "n", "m", "d", "l_t", "n_b", "beta", "tau",
+    "dtype", "n_sections", "reserved0", "total_bytes", "reserved1", "reserved2", "crc32",
+)
 _SECTION = struct.Struct("<4sIQ")
 _CODEC = np.dtype([("kind", "<u1"), ("width", "<u1"), ("scale", "<i2"), ("reserved", "<u4"), ("offset", "<u8")])
 assert _CODEC.itemsize == CODEC_ENTRY_BYTES
 _TAGS = (b"CODC", b"BMSK", b"BETA", b"BASE", b"RECS", b"WGHT")
 _FLAG_CONDENSED = 1
 _FLAG_CLUSTERED = 2
-_DTYPE_NAMES = {np.dtype(t).str.encode(): np.dtype(t) for t in SUPPORTED_DTYPES}
+_DTYPE_NAMES = {np.dtype(t).newbyteorder("<").str.encode(): np.dtype(t) for t in SUPPORTED_DTYPES}
+#: First bytes of an image container (gedenb.images), which :func:`open` hands to ImageReader.
+_IMAGES_MAGIC = b"\x89GEDI\r\n\x1a"
 
 
 # --------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------
-def _sections(c: Compressed) -> list[tuple[bytes, bytes]]:
+def _sections(c: Compressed) -> list:
+    """``(tag, payload)`` of every section; payloads are bytes or uint64 arrays."""
     codec = np.zeros(c.d, dtype=_CODEC)
     codec["kind"] = c.codecs.kind
     codec["width"] = c.codecs.width
     codec["scale"] = c.codecs.scale
     codec["offset"] = c.codecs.offset
-    mask = np.packbits(c.base_mask.astype(np.uint8)).tobytes()
+    mask = np.packbits(np.asarray(c.base_mask, dtype=np.uint8)).tobytes()
     beta = np.asarray(c.beta_positions, dtype="<u4").tobytes()
     if c.m:
         wbits = ceil_log2(c.n)
         weights = _bits.pack_fixed(np.asarray(c.weights, dtype=np.uint64) - np.uint64(1), wbits)
     else:
         weights = np.zeros(0, dtype=np.uint64)
-    le = lambda a: np.ascontiguousarray(a, dtype="<u8").tobytes()  # noqa: E731
+    le = lambda a: np.ascontiguousarray(a, dtype="<u8")  # noqa: E731 - no copy when already so
     payloads = (codec.tobytes(), mask, beta, le(c.bases), le(c.records), le(weights))
     return list(zip(_TAGS, payloads))
 
 
+def _check_writable(c: Compressed) -> None:
+    """Refuse to write a container the reader would reject (hand-made or damaged)."""
+    _check_compressed(c)
+    kind, width, scale = (np.asarray(a, dtype=np.int64) for a in (c.codecs.kind, c.codecs.width, c.codecs.scale))
+    l_t, l_b, n, m, n_b = c.row_bits, c.base_bits, c.n, c.m, c.n_bases
+    problems = []
+    if not (1 <= n and n + m <= MAX_ROWS and 1 <= c.d < 1 << 32 and l_t <= MAX_ROW_BITS):
+        problems.append(f"shape {c.shape} with m={m}, l_t={l_t} is outside the format's limits")
+    if (kind < 0).any() or (kind > IEEE).any() or (width < 0).any() or (width > 64).any() or (scale < -2**15).any() \
+            or (scale >= 2**15).any():
+        problems.append("codec kind, width or scale out of range")
+    if np.asarray(c.base_mask).shape != (l_t,):
+        problems.append("base mask does not have l_t entries")
+    if not 1 <= n_b <= n + m:
+        problems.append(f"n_b={n_b} not in [1, n + m]")
+    rec_bits = ceil_log2(n_b) + l_t - l_b
+    if np.asarray(c.bases).size != (n_b * l_b + 63) // 64:
+        problems.append("bases stream has the wrong length")
+    if np.asarray(c.records).size != ((n + m) * rec_bits + 63) // 64:
+        problems.append("records stream has the wrong length")
+    if m and (np.asarray(c.weights).min() < 1 or int(np.asarray(c.weights).sum()) != n):
+        problems.append("weights must be >= 1 and sum to n")
+    beta = np.asarray(c.beta_positions, dtype=np.int64)
+    if beta.size and (beta.min() < 0 or beta.max() >= l_t or np.unique(beta).size != beta.size):
+        problems.append("beta positions must be distinct row positions")
+    if problems:
+        raise ValueError("cannot write this Compressed: " + "; ".join(problems))
+
+
 def _header(c: Compressed, total: int) -> bytes:
-    flags = (_FLAG_CONDENSED if c.store_condensed else 0) | (_FLAG_CLUSTERED if c.beta else 0)
+    # without clustering there is nothing to recompute: the file says "condensed" (as compress does)
+    flags = (_FLAG_CONDENSED if c.store_condensed or not c.beta else 0) | (_FLAG_CLUSTERED if c.beta else 0)
     fields = (
         MAGIC, FORMAT_VERSION[0], FORMAT_VERSION[1], flags,
         c.n, c.m, c.d, c.row_bits, c.n_bases, c.beta, c.tau,
-        c.dtype.str.encode().ljust(8, b"\0"), len(_TAGS), 0, total, 0, 0, 0,
+        np.dtype(c.dtype).newbyteorder("<").str.encode().ljust(8, b"\0"), len(_TAGS), 0, total, 0, 0, 0,
     )
     raw = _HEADER.pack(*fields)
     return raw[:-4] + struct.pack("<I", zlib.crc32(raw[:-4]))
 
 
+def _write(c: Compressed, write) -> int:
+    """Stream the file of ``c`` through ``write(bytes-like)``; return its size."""
+    _check_writable(c)
+    parts = []
+    total = FIXED_HEADER_BYTES
+    for tag, payload in _sections(c):
+        view = memoryview(payload).cast("B")
+        pad = -len(view) % 8
+        parts.append((_SECTION.pack(tag, zlib.crc32(view), len(view)), view, b"\0" * pad))
+        total += _SECTION.size + len(view) + pad
+    write(_header(c, total))
+    for frame, view, pad in parts:
+        write(frame)
+        write(view)
+        if pad:
+            write(pad)
+    return total
+
+
 def to_bytes(c: Compressed) -> bytes:
     """The ``.gede`` file of ``c`` as bytes (deterministic)."""
-    _check_compressed(c)
-    body = bytearray()
-    for tag, payload in _sections(c):
-        body += _SECTION.pack(tag, zlib.crc32(payload), len(payload)) + payload
-        body += b"\0" * (-len(payload) % 8)
-    total = FIXED_HEADER_BYTES + len(body)
-    return _header(c, total) + bytes(body)
+    out = bytearray()
+    _write(c, out.extend)
+    return bytes(out)
 
 
-def save(c: Compressed, path) -> int:
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    try:  # Linux >= 4.7: read it without changing it
+        with builtins.open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _serializer(obj):
+    """``write_to(write) -> size`` for a Compressed table or a :class:`gedenb.images.ImageStore`."""
+    if isinstance(obj, Compressed):
+        _check_writable(obj)
+        return lambda write: _write(obj, write)
+    if type(obj).__name__ == "ImageStore":  # imported only when needed: images builds on this module
+        from .images import ImageStore, write_image_store
+
+        if isinstance(obj, ImageStore):
+            return lambda write: write_image_store(obj, write)
+    raise TypeError(f"expected a gedenb.Compressed result or a gedenb.images.ImageStore, got {type(obj).__name__}")
+
+
+def save(c, path) -> int:
     """Write ``c`` to ``path`` atomically; return the bytes written.
 
-    The file is written to a temporary file in the same folder, flushed and
-    fsync'ed, then renamed over ``path``: an interrupted save leaves any
-    previous file at ``path`` intact and no partial file behind.  The same
-    result always gives the same bytes.
+    The file is written to a temporary file ``.NAME.XXXXXXXX.tmp`` in the
+    same folder, flushed and fsync'ed, then renamed over ``path``: an
+    exception, ``KeyboardInterrupt`` or full disk during the save leaves any
+    previous file at ``path`` intact and removes the temporary file.  Only a
+    process killed outright (SIGKILL, power loss) can leave the temporary
+    file behind -- never a partial file at ``path``.  The new file gets the
+    permission bits of the file it replaces, or ``0o666 & ~umask``.  The
+    same result always gives the same bytes.
+
+    ``c`` may also be a :class:`gedenb.images.ImageStore`; it is written as
+    an image container (one ``.gede`` table per class) the same way.
+
+    Raises
+    ------
+    TypeError
+        ``c`` is neither a :class:`gedenb.Compressed` nor an image store.
+    FileNotFoundError
+        The folder of ``path`` does not exist.
+    OSError
+        Writing failed (the previous file is intact).
     """
-    data = to_bytes(c)
+    write_to = _serializer(c)
     path = Path(os.fspath(path))
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder {folder} does not exist")
+        raise FileNotFoundError(errno.ENOENT, f"folder {folder} does not exist", str(path))
+    try:
+        st = os.stat(path)
+        mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        mode = None
+    if mode is None:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            size = write_to(f.write)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -136,26 +248,229 @@ def save(c: Compressed, path) -> int:
     try:  # make the rename itself durable where the platform allows it
         dfd = os.open(folder, os.O_RDONLY)
     except OSError:
-        return len(data)
+        return size
     try:
         os.fsync(dfd)
     except OSError:
         pass
     finally:
         os.close(dfd)
-    return len(data)
+    return size
 
 
 # --------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------
+def _frozen(*arrays):
+    for a in arrays:
+        if a.flags.writeable:
+            a.setflags(write=False)
+    return arrays
+
+
+def _crc(buf, start: int, nbytes: int) -> int:
+    """CRC-32 of ``buf[start:start + nbytes]`` without copying it."""
+    with memoryview(buf) as view:
+        return zlib.crc32(view[start:start + nbytes])
+
+
+def _parse(buf, verify: bool):
+    """Validate the file in ``buf`` (bytes or mmap) and map it as a Compressed.
+
+    Every header field is checked against the others and against the file
+    length before anything is allocated from it or handed to a kernel.
+    Returns ``(compressed, (major, minor))``.
+    """
+    size = len(buf)
+    if size < FIXED_HEADER_BYTES:
+        raise FormatError(f"header: file has {size} bytes, a .gede file has at least {FIXED_HEADER_BYTES}")
+    head = bytes(buf[:FIXED_HEADER_BYTES])
+    (magic, major, minor, flags, n, m, d, l_t, n_b, beta, tau, dt, nsec, r0, total, r1, r2,
+     crc) = _HEADER.unpack(head)
+    if magic != MAGIC:
+        raise FormatError("header: not a .gede file (bad magic bytes)")
+    if major not in SUPPORTED_MAJOR:
+        raise FormatError(
+            f"header: file format version {major}.{minor} is not supported; "
+            f"this gedenb reads major version(s) {', '.join(map(str, SUPPORTED_MAJOR))} "
+            f"(any minor), and writes {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+        )
+    if zlib.crc32(head[:-4]) != crc:
+        raise FormatError("header: checksum mismatch (the file is corrupt)")
+    if total != size:
+        raise FormatError(f"header: file should have {total} bytes but has {size} (truncated or extended)")
+    newer = minor > FORMAT_VERSION[1]  # a later minor may add sections and use reserved fields
+    dtype = _DTYPE_NAMES.get(dt.rstrip(b"\0"))
+    if dtype is None:
+        raise FormatError(f"header: unsupported dtype {dt!r}")
+    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED):
+        raise FormatError(f"header: unknown flags {flags:#x}")
+    if nsec < len(_TAGS) or (nsec != len(_TAGS) and not newer) \
+            or nsec > (size - FIXED_HEADER_BYTES) // _SECTION.size:
+        raise FormatError(f"header: {nsec} sections (expected {len(_TAGS)})")
+    if not newer and (r0 or r1 or r2):
+        raise FormatError("header: reserved fields must be zero")
+    if not 1 <= n <= MAX_ROWS or m > n or n + m > MAX_ROWS:
+        raise FormatError(f"header: n={n}, m={m} outside 1 <= n, 0 <= m <= n, n + m <= {MAX_ROWS}")
+    if not 1 <= d or not l_t <= min(MAX_ROW_BITS, 64 * d):
+        raise FormatError(f"header: d={d}, l_t={l_t} outside 1 <= d, l_t <= min({MAX_ROW_BITS}, 64 d)")
+    if tau < 1:
+        raise FormatError(f"header: tau={tau} must be >= 1")
+    if not 1 <= n_b <= n + m:
+        raise FormatError(f"header: n_b={n_b} must lie in [1, n + m]")
+    condensed_flag = bool(flags & _FLAG_CONDENSED)
+    if bool(beta) != bool(flags & _FLAG_CLUSTERED) or beta > l_t:
+        raise FormatError(f"header: beta={beta} does not match the clustering flag or exceeds l_t={l_t}")
+    if beta == 0 and (m or not condensed_flag):
+        raise FormatError("header: condensed rows or the storage-constrained flag without clustering")
+    if beta and condensed_flag and not 1 <= m <= (n if beta >= 64 else min(n, 1 << beta)):
+        raise FormatError(f"header: m={m} condensed rows, expected 1..min(n, 2**beta)")
+    if beta and not condensed_flag and m:
+        raise FormatError("header: condensed rows present but not flagged")
+
+    # --- section framing: fixed order, lengths within the file ------------------
+    sections = {}
+    pos = FIXED_HEADER_BYTES
+    tags = _TAGS + (None,) * (nsec - len(_TAGS))
+    for tag in tags:
+        name = tag.decode() if tag else "extension section"
+        if pos + _SECTION.size > size:
+            raise FormatError(f"{name}: section header beyond the end of the file")
+        got, scrc, nbytes = _SECTION.unpack(bytes(buf[pos:pos + _SECTION.size]))
+        if tag is not None and got != tag:
+            raise FormatError(f"{name}: expected this section at byte {pos}, found {got!r}")
+        start = pos + _SECTION.size
+        pad = -nbytes % 8
+        if nbytes + pad > size - start:
+            raise FormatError(f"{name}: section of {nbytes} bytes runs past the end of the file")
+        if any(bytes(buf[start + nbytes:start + nbytes + pad])):
+            raise FormatError(f"{name}: padding bytes must be zero")
+        if tag is None:
+            if got in _TAGS:
+                raise FormatError(f"{got.decode()}: section repeated")
+            if verify and _crc(buf, start, nbytes) != scrc:
+                raise FormatError(f"{got!r}: checksum mismatch (the file is corrupt)")
+        else:
+            sections[tag] = (start, nbytes, scrc)
+        pos = start + nbytes + pad
+    if pos != size:
+        raise FormatError(f"{tags[-1].decode() if tags[-1] else 'extension section'}: "
+                          f"{size - pos} unexpected bytes after the last section")
+
+    def expect(tag, nbytes):
+        if sections[tag][1] != nbytes:
+            raise FormatError(f"{tag.decode()}: {sections[tag][1]} bytes, expected {nbytes}")
+
+    def payload(tag):
+        start, nbytes, scrc = sections[tag]
+        raw = bytes(buf[start:start + nbytes])
+        if zlib.crc32(raw) != scrc:
+            raise FormatError(f"{tag.decode()}: checksum mismatch (the file is corrupt)")
+        return raw
+
+    # --- CODC: one codec per column, consistent with the dtype and l_t ---------
+    expect(b"CODC", d * CODEC_ENTRY_BYTES)
+    codec = np.frombuffer(payload(b"CODC"), dtype=_CODEC)
+    kind = codec["kind"].astype(np.uint8)
+    width = codec["width"].astype(np.int64)
+    scale = codec["scale"].astype(np.int64)
+    offset = codec["offset"].astype(np.uint64)
+    if (kind > IEEE).any():
+        raise FormatError(f"CODC: unknown codec kind {int(kind.max())}")
+    if (width > 64).any():
+        raise FormatError(f"CODC: column width {int(width.max())} > 64 bits")
+    if int(width.sum()) != l_t:
+        raise FormatError(f"CODC: column widths sum to {int(width.sum())}, the header says l_t={l_t}")
+    if (codec["reserved"] != 0).any() or ((kind != DEC) & (kind != BIN) & (scale != 0)).any():
+        raise FormatError("CODC: reserved fields must be zero")
+    nbits = 1 if dtype == np.bool_ else 8 * dtype.itemsize
+    if dtype.kind in "biu" and (kind != INT).any():
+        raise FormatError(f"CODC: non-integer codec in a {dtype} table")
+    if dtype.kind == "f" and (kind == INT).any():
+        raise FormatError(f"CODC: integer codec in a {dtype} table")
+    if dtype.itemsize < 4 and ((kind == DEC) | (kind == BIN)).any():
+        raise FormatError(f"CODC: fixed-point codec in a {dtype} table (only float32/float64 use them)")
+    whole = (kind == INT) | (kind == IEEE)
+    if (whole & (width > nbits)).any():
+        raise FormatError(f"CODC: a column is wider than the {nbits} bits of {dtype}")
+    if nbits < 64 and (whole & (offset >> np.uint64(nbits) != 0)).any():
+        raise FormatError(f"CODC: a column offset does not fit the {nbits} bits of {dtype}")
+    if dtype == np.bool_ and (offset + (np.uint64(1) << width.astype(np.uint64)) - np.uint64(1) > 1).any():
+        raise FormatError("CODC: a bool column could decode to a value other than 0 or 1")
+    if ((kind == DEC) & ((scale < 0) | (scale > 9))).any() or ((kind == BIN) & ((scale < 0) | (scale > 1074))).any():
+        raise FormatError("CODC: fixed-point scale out of range (decimal 0..9, binary 0..1074)")
+    codecs = Codecs(*_frozen(kind, width, offset, scale))
+
+    # --- BMSK: the base positions; BETA: the clustering positions -------------
+    expect(b"BMSK", (l_t + 7) // 8)
+    mask = np.unpackbits(np.frombuffer(payload(b"BMSK"), dtype=np.uint8))
+    if mask[l_t:].any():
+        raise FormatError("BMSK: padding bits must be zero")
+    mask = mask[:l_t].astype(bool)
+    l_b = int(mask.sum())
+    if l_b < 64 and n_b > 1 << l_b:
+        raise FormatError(f"BMSK: {l_b} base bits cannot give n_b={n_b} distinct bases")
+    id_bits = ceil_log2(n_b)
+    rec_bits = id_bits + l_t - l_b
+    expect(b"BETA", 4 * beta)
+    beta_pos = np.frombuffer(payload(b"BETA"), dtype="<u4").astype(np.int64)
+    if beta_pos.size and (beta_pos.max() >= l_t or np.unique(beta_pos).size != beta_pos.size):
+        raise FormatError(f"BETA: positions out of range [0, {l_t}) or repeated")
+    if beta and rec_bits == 0:
+        raise FormatError("BETA: clustering positions in a table whose rows are all equal")
+
+    # --- the streams: sizes first, then checksums and contents ----------------
+    expect(b"BASE", 8 * ((n_b * l_b + 63) // 64))
+    expect(b"RECS", 8 * (((n + m) * rec_bits + 63) // 64))
+    wbits = ceil_log2(n)
+    expect(b"WGHT", 8 * ((m * wbits + 63) // 64))
+
+    def words(tag, used_bits):
+        start, nbytes, scrc = sections[tag]
+        a = np.frombuffer(buf, dtype="<u8", count=nbytes // 8, offset=start)
+        if verify and _crc(buf, start, nbytes) != scrc:
+            raise FormatError(f"{tag.decode()}: checksum mismatch (the file is corrupt)")
+        if used_bits % 64 and int(a[-1]) & ((1 << (64 - used_bits % 64)) - 1):
+            raise FormatError(f"{tag.decode()}: padding bits of the last word must be zero")
+        return a
+
+    bases = words(b"BASE", n_b * l_b)
+    records = words(b"RECS", (n + m) * rec_bits)
+    wwords = words(b"WGHT", m * wbits)
+    weights = np.zeros(0, dtype=np.int64)
+    if m:
+        weights = _bits.unpack_fixed(np.ascontiguousarray(wwords, dtype=np.uint64), wbits, m).astype(np.int64) + 1
+        # every weight is in [1, 2**wbits]; the float sum rules out int64 overflow
+        if float(weights.sum(dtype=np.float64)) > 2.0 * n or int(weights.sum()) != n:
+            raise FormatError(f"WGHT: weights sum to {int(weights.sum(dtype=np.float64))}, expected n={n}")
+    if verify and id_bits:
+        bad = _max_base_id(records, rec_bits, id_bits, n + m)
+        if bad >= n_b:
+            raise FormatError(f"RECS: a record names base ID {bad} >= n_b={n_b}")
+
+    layout = make_layout(width, mask, n_b)
+    compressed = Compressed(
+        shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
+        bases=bases, records=records, weights=weights, beta_positions=beta_pos,
+        store_condensed=condensed_flag, entropy=np.zeros(0),
+        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout,
+    )
+    _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
+    return compressed, (int(major), int(minor))
+
+
 class Reader:
     """Random access to a ``.gede`` file through a read-only memory map.
 
     Create with :func:`gedenb.open`.  Only the header and the small sections
     are parsed at open; rows are decoded on demand by :meth:`read_rows`,
     touching only their own records and bases.  Safe to share between
-    threads; after ``fork`` each process keeps its own mapping.
+    threads; after ``fork`` each process keeps its own mapping; pickling
+    (``spawn`` workers) reopens the file by path.
+
+    The file must not be modified in place while it is open (truncating a
+    mapped file makes reads fault); :func:`gedenb.save` never does that, it
+    replaces the file by a rename and open readers keep the old version.
 
     Attributes
     ----------
@@ -166,173 +481,80 @@ class Reader:
         ``gedenb.decompress``, ``gedenb.eq1_bits`` and friends accept it.
     nbytes : int
         Size of the file on disk.
+    version : (int, int)
+        Format version of the file.
     """
 
     def __init__(self, path, verify: bool = True):
         self.path = Path(os.fspath(path))
+        self._verify = bool(verify)
+        st = os.stat(self.path)  # FileNotFoundError, PermissionError
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a .gede file", str(self.path))
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device could block or never end
+            raise FormatError(f"header: {self.path} is not a regular file")
         with self.path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < FIXED_HEADER_BYTES:
-                raise FormatError(f"header: file has {size} bytes, a .gede file has at least {FIXED_HEADER_BYTES}")
+                raise FormatError(f"header: file has {size} bytes, a .gede file has at least "
+                                  f"{FIXED_HEADER_BYTES} [{self.path}]")
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        error = None
         try:
-            self._parse(size, verify)
+            self.compressed, self.version = _parse(self._mm, self._verify)
+        except FormatError as e:
+            error = FormatError(f"{e} [{self.path}]")
         except BaseException:
-            self._mm.close()
+            self._close_map()
             raise
-
-    # --- parsing --------------------------------------------------------------
-    def _parse(self, size: int, verify: bool) -> None:
-        mm = self._mm
-        head = bytes(mm[:FIXED_HEADER_BYTES])
-        (magic, major, minor, flags, n, m, d, l_t, n_b, beta, tau, dt, nsec, _r0, total, _r1, _r2,
-         crc) = _HEADER.unpack(head)
-        if magic != MAGIC:
-            raise FormatError("header: not a .gede file (bad magic bytes)")
-        if major not in SUPPORTED_MAJOR:
-            raise FormatError(
-                f"header: file format version {major}.{minor} is not supported; "
-                f"this gedenb reads major version(s) {', '.join(map(str, SUPPORTED_MAJOR))}"
-            )
-        if zlib.crc32(head[:-4]) != crc:
-            raise FormatError("header: checksum mismatch (the file is corrupt)")
-        if total != size:
-            raise FormatError(f"header: file should have {total} bytes but has {size} (truncated or extended)")
-        dtype = _DTYPE_NAMES.get(dt.rstrip(b"\0"))
-        if dtype is None:
-            raise FormatError(f"header: unsupported dtype {dt!r}")
-        if nsec != len(_TAGS) or flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED):
-            raise FormatError("header: unknown section count or flags")
-        if not (1 <= n and n + m <= MAX_ROWS and 1 <= d and l_t <= MAX_ROW_BITS and tau >= 1):
-            raise FormatError(f"header: shape n={n}, m={m}, d={d}, l_t={l_t} outside the supported limits")
-        if not 1 <= n_b <= n + m:
-            raise FormatError(f"header: n_b={n_b} must lie in [1, n + m]")
-        if m and not flags & _FLAG_CONDENSED:
-            raise FormatError("header: condensed rows present but not flagged")
-        if bool(beta) != bool(flags & _FLAG_CLUSTERED) or beta > l_t:
-            raise FormatError("header: beta does not match the clustering flag")
-
-        sections = {}
-        pos = FIXED_HEADER_BYTES
-        for tag in _TAGS:
-            if pos + _SECTION.size > size:
-                raise FormatError(f"{tag.decode()}: section header beyond the end of the file")
-            got, scrc, nbytes = _SECTION.unpack(bytes(mm[pos:pos + _SECTION.size]))
-            if got != tag:
-                raise FormatError(f"{tag.decode()}: expected this section at byte {pos}, found {got!r}")
-            start = pos + _SECTION.size
-            if nbytes > size - start:
-                raise FormatError(f"{tag.decode()}: section of {nbytes} bytes runs past the end of the file")
-            sections[tag] = (start, nbytes, scrc)
-            pos = start + nbytes + (-nbytes % 8)
-        if pos != size:
-            raise FormatError(f"WGHT: {size - pos} unexpected bytes after the last section")
-
-        def expect(tag, nbytes):
-            if sections[tag][1] != nbytes:
-                raise FormatError(f"{tag.decode()}: {sections[tag][1]} bytes, expected {nbytes}")
-
-        expect(b"CODC", d * CODEC_ENTRY_BYTES)
-        expect(b"BMSK", (l_t + 7) // 8)
-        expect(b"BETA", 4 * beta)
-        small = {t: bytes(mm[s:s + nb]) for t, (s, nb, _) in sections.items() if t in (b"CODC", b"BMSK", b"BETA")}
-        for t, payload in small.items():
-            if zlib.crc32(payload) != sections[t][2]:
-                raise FormatError(f"{t.decode()}: checksum mismatch (the file is corrupt)")
-
-        codec = np.frombuffer(small[b"CODC"], dtype=_CODEC)
-        kind = codec["kind"].astype(np.uint8)
-        width = codec["width"].astype(np.int64)
-        scale = codec["scale"].astype(np.int64)
-        if (kind > IEEE).any() or (width > 64).any() or int(width.sum()) != l_t:
-            raise FormatError("CODC: invalid codec kind or width, or widths do not sum to l_t")
-        if dtype.kind in "biu" and (kind != INT).any():
-            raise FormatError("CODC: non-integer codec on an integer table")
-        if dtype.kind == "f" and (kind == INT).any():
-            raise FormatError("CODC: integer codec on a float table")
-        if ((kind == DEC) & ((scale < 0) | (scale > 9))).any() or ((kind == BIN) & ((scale < 0) | (scale > 1074))).any():
-            raise FormatError("CODC: fixed-point scale out of range")
-        if ((kind != DEC) & (kind != BIN) & (scale != 0)).any() or (codec["reserved"] != 0).any():
-            raise FormatError("CODC: reserved fields must be zero")
-        codecs = Codecs(kind, width, codec["offset"].astype(np.uint64), scale)
-
-        mask = np.unpackbits(np.frombuffer(small[b"BMSK"], dtype=np.uint8))
-        if mask[l_t:].any():
-            raise FormatError("BMSK: padding bits must be zero")
-        mask = mask[:l_t].astype(bool)
-        l_b = int(mask.sum())
-        beta_pos = np.frombuffer(small[b"BETA"], dtype="<u4").astype(np.int64)
-        if beta_pos.size and (beta_pos.max() >= l_t or np.unique(beta_pos).size != beta_pos.size):
-            raise FormatError("BETA: positions out of range or repeated")
-
-        id_bits = ceil_log2(n_b)
-        rec_bits = id_bits + l_t - l_b
-        expect(b"BASE", 8 * ((n_b * l_b + 63) // 64))
-        expect(b"RECS", 8 * (((n + m) * rec_bits + 63) // 64))
-        wbits = ceil_log2(n)
-        expect(b"WGHT", 8 * ((m * wbits + 63) // 64))
-
-        def words(tag):
-            start, nbytes, scrc = sections[tag]
-            a = np.frombuffer(mm, dtype="<u8", count=nbytes // 8, offset=start)
-            if verify and zlib.crc32(mm[start:start + nbytes]) != scrc:
-                raise FormatError(f"{tag.decode()}: checksum mismatch (the file is corrupt)")
-            return a
-
-        bases, records, wwords = words(b"BASE"), words(b"RECS"), words(b"WGHT")
-        weights = np.zeros(0, dtype=np.int64)
-        if m:
-            weights = _bits.unpack_fixed(np.ascontiguousarray(wwords, dtype=np.uint64), wbits, m).astype(np.int64) + 1
-            if int(weights.sum()) != n:
-                raise FormatError(f"WGHT: weights sum to {int(weights.sum())}, expected n={n}")
-        if verify and id_bits:
-            bad = _max_base_id(records, rec_bits, id_bits, n + m)
-            if bad >= n_b:
-                raise FormatError(f"RECS: a record names base ID {bad} >= n_b={n_b}")
-
-        layout = make_layout(width, mask, n_b)
-        self.compressed = Compressed(
-            shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
-            bases=bases, records=records, weights=weights, beta_positions=beta_pos,
-            store_condensed=bool(flags & _FLAG_CONDENSED), entropy=np.zeros(0),
-            greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout,
-        )
-        self.version = (major, minor)
+        if error is not None:  # raised outside the handler: no traceback keeps views of the map alive
+            self._close_map()
+            raise error
         self.nbytes = size
-        self._factor = codecs.factor
+        self._factor = self.compressed.codecs.factor  # writable, as decompress passes it: one compiled kernel
 
     # --- public surface -------------------------------------------------------
+    def _c(self) -> Compressed:
+        try:
+            return self.__dict__["compressed"]
+        except KeyError:
+            raise ValueError(f"I/O operation on a closed gedenb.Reader ({self.path})") from None
+
+    @property
+    def closed(self) -> bool:
+        return "compressed" not in self.__dict__
+
     @property
     def shape(self) -> tuple:
-        return self.compressed.shape
+        return self._c().shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.compressed.dtype
+        return self._c().dtype
 
     @property
     def n(self) -> int:
-        return self.compressed.n
+        return self._c().n
 
     @property
     def d(self) -> int:
-        return self.compressed.d
+        return self._c().d
 
     @property
     def m(self) -> int:
-        return self.compressed.m
+        return self._c().m
 
     @property
     def n_bases(self) -> int:
-        return self.compressed.n_bases
+        return self._c().n_bases
 
     @property
     def codecs(self) -> Codecs:
-        return self.compressed.codecs
+        return self._c().codecs
 
     @property
     def beta_positions(self) -> np.ndarray:
-        return self.compressed.beta_positions
+        return self._c().beta_positions
 
     def __len__(self) -> int:
         return self.n
@@ -356,34 +578,61 @@ class Reader:
             Non-integer indices (bools, floats).
         IndexError
             An index out of range.
+        ValueError
+            Indices that are not 1-D, or the reader is closed.
+        FormatError
+            A requested record is corrupt (only possible when the file was
+            opened with ``verify=False``).
         """
-        rows = _row_indices(indices, self.n)
-        c = self.compressed
-        return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, self._factor)
+        c = self._c()
+        rows = _row_indices(indices, c.n)
+        try:
+            return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, self._factor)
+        except FormatError as e:
+            raise FormatError(f"RECS: {e} [{self.path}]") from None
 
     def __getitem__(self, indices) -> np.ndarray:
-        if isinstance(indices, (int, np.integer)):
-            return self.read_rows(np.array([indices]))[0]
+        """``r[i]`` is row ``i`` (1-D); ``r[idx]`` and ``r[a:b]`` are 2-D, as :meth:`read_rows`."""
+        if isinstance(indices, tuple):
+            raise TypeError("a Reader indexes rows only: use r[rows] and select columns from the result")
+        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
+            i, n = operator.index(indices), self.n
+            if not -n <= i < n:
+                raise IndexError(f"row index {i} is out of range for {n} rows")
+            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
         return self.read_rows(indices)
 
     def condensed(self):
-        """Condensed samples and weights, as :func:`gedenb.condensed`."""
-        c = self.compressed
+        """Condensed samples and weights, as :func:`gedenb.condensed`.
+
+        Stored samples are decoded from rows ``n .. n + m - 1``; in the
+        storage-constrained mode they are recomputed from all rows.
+        """
+        c = self._c()
         if c.beta == 0:
             raise ValueError("this file was compressed without clustering (beta=None): no condensed samples")
-        if c.store_condensed:
-            rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
-            vals = decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, self._factor)
-            return vals.astype(np.float64), c.weights.copy()
-        return recompute_condensed(self.read_rows(slice(None)), c.codecs, c.beta_positions)
+        # a sample may be a signalling NaN (exact data of a float column): widening it is not an error
+        with np.errstate(invalid="ignore"):
+            if c.store_condensed:
+                rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
+                try:
+                    vals = decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases,
+                                       self._factor)
+                except FormatError as e:
+                    raise FormatError(f"RECS: {e} [{self.path}]") from None
+                return vals.astype(np.float64), np.array(c.weights)
+            return recompute_condensed(self.read_rows(slice(None)), c.codecs, c.beta_positions)
 
-    def close(self) -> None:
-        """Drop this reader's references to the map; it closes once no array views remain."""
-        self.__dict__.pop("compressed", None)
+    def _close_map(self) -> None:
         try:
             self._mm.close()
         except BufferError:  # arrays handed out still view the map; it closes with them
             pass
+
+    def close(self) -> None:
+        """Drop this reader's references to the map; it closes once no array views remain."""
+        self.__dict__.pop("compressed", None)
+        self._close_map()
 
     def __enter__(self):
         return self
@@ -391,10 +640,14 @@ class Reader:
     def __exit__(self, *exc):
         self.close()
 
+    def __reduce__(self):
+        return (Reader, (str(self.path), self._verify))
+
     def __repr__(self) -> str:
-        if "compressed" not in self.__dict__:
+        if self.closed:
             return f"<gedenb.Reader {self.path} (closed)>"
-        return f"<gedenb.Reader {self.path}: shape={self.shape}, dtype={self.dtype}, n_b={self.n_bases}, m={self.m}>"
+        return (f"<gedenb.Reader {self.path}: shape={self.shape}, dtype={self.dtype}, n_b={self.n_bases}, "
+                f"m={self.m}, format {self.version[0]}.{self.version[1]}>")
 
 
 def _row_indices(indices, n: int) -> np.ndarray:
@@ -409,6 +662,13 @@ def _row_indices(indices, n: int) -> np.ndarray:
         raise ValueError(f"row indices must be 1-D, got shape {a.shape}")
     if a.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if a.dtype == object:  # Python ints beyond the int64 range
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in a):
+            raise TypeError("row indices must be integers; use .astype(np.int64)")
+        for v in a:
+            if not -n <= int(v) < n:
+                raise IndexError(f"row index {int(v)} is out of range for {n} rows")
+        a = np.array([int(v) for v in a], dtype=np.int64)
     if a.dtype.kind not in "iu":
         raise TypeError(f"row indices must be integers, got dtype {a.dtype}; use .astype(np.int64)")
     if a.dtype.kind == "u" and a.dtype.itemsize == 8 and int(a.max()) >= n:
@@ -448,10 +708,12 @@ def open(path, verify: bool = True) -> Reader:  # noqa: A001 - mirrors the built
     path : str or os.PathLike
     verify : bool, default True
         Check every section's CRC-32 and every record's base ID at open
-        (one sequential pass over the file).  ``False`` checks only the
-        header and small sections; corrupt rows are still never returned
-        silently as long as their base ID is out of range, but flipped
-        deviation bits would go unnoticed.
+        (one sequential pass over the file).  ``False`` checks the header,
+        the small sections (codecs, masks, beta positions) and every size,
+        but not the checksums of the bases, records and weights: decoding
+        still never crashes, and a record naming a base ID out of range
+        raises :class:`FormatError` when it is read, but other flipped bits
+        in those streams go unnoticed.
 
     Raises
     ------
@@ -459,5 +721,21 @@ def open(path, verify: bool = True) -> Reader:  # noqa: A001 - mirrors the built
         The file is not a valid ``.gede`` file; the message names the section.
     FileNotFoundError
         No such file.
+    IsADirectoryError
+        ``path`` is a folder.
+
+    Returns
+    -------
+    Reader
+        Or a :class:`gedenb.images.ImageReader` when the file is an image
+        container written from a :class:`gedenb.images.ImageStore`.
     """
-    return Reader(path, verify=verify)
+    p = Path(os.fspath(path))
+    if p.is_file():
+        with p.open("rb") as f:
+            magic = f.read(len(MAGIC))
+        if magic == _IMAGES_MAGIC:
+            from .images import ImageReader
+
+            return ImageReader(p, verify=verify)
+    return Reader(p, verify=verify)

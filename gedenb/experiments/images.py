@@ -27,6 +27,8 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     subset; ``full`` on every image each epoch.  ``quick`` uses 2,000
     training and 1,000 test images and 2 epochs.
     """
+    import torch
+
     import gedenb
     from gedenb.datasets import fashion_mnist, mnist
     from gedenb.images import compress_images
@@ -56,6 +58,7 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
                 comp_s = time.perf_counter() - t0
                 source = gedenb.open(path)
                 storage = nbytes / x.nbytes
+            torch.manual_seed(seed)  # every method starts from the same initial weights
             r = train(LeNet5(), source, test, method, cfg, mean=mean, std=std, compression_seconds=comp_s)
             if method == "dreamlearning":
                 source.close()
