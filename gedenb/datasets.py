@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Table", "california_housing", "credit_default", "data_root", "fashion_mnist", "ijcnn1", "mnist"]
+__all__ = ["Table", "california_housing", "cifar10_jpeg", "credit_default", "data_root", "fashion_mnist", "ijcnn1", "mnist"]
 
 
 class Table(NamedTuple):
@@ -160,3 +160,33 @@ def ijcnn1(train: bool = True, root=None) -> Table:
     X, y = _svmlight(data_root(root) / "ijcnn1" / name, 22)
     cols = tuple(f"f{j + 1}" for j in range(22)) + ("label",)
     return Table(np.column_stack([X, y]), cols)
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def cifar10_jpeg(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
+    """The LOSSY JPEG copy of CIFAR-10 in ``CIFAR10_JPEG_LOSSY/cifar10_jpeg.tar.gz``.
+
+    Images ``(n, 32, 32, 3)`` uint8 in file-name order and labels in
+    ``CIFAR10_CLASSES`` order.  The pixels are JPEG re-encodings, not the
+    original CIFAR-10 values: fine for training, not for storage figures
+    comparable with the paper's.  Needs Pillow.
+    """
+    import tarfile
+
+    try:
+        from PIL import Image
+    except ImportError as e:  # pragma: no cover - Pillow comes with torchvision
+        raise ImportError("cifar10_jpeg needs Pillow: pip install pillow") from e
+    path = _require(data_root(root) / "CIFAR10_JPEG_LOSSY" / "cifar10_jpeg.tar.gz")
+    split = "train" if train else "test"
+    images, labels = [], []
+    with tarfile.open(path) as tar:
+        members = sorted((m for m in tar if m.isfile() and m.name.startswith(split + "/")), key=lambda m: m.name)
+        for m in members:
+            cls = m.name.split("/")[1]
+            with tar.extractfile(m) as f:
+                images.append(np.asarray(Image.open(f).convert("RGB")))
+            labels.append(CIFAR10_CLASSES.index(cls))
+    return np.stack(images), np.asarray(labels, dtype=np.uint8)

@@ -136,3 +136,16 @@ def test_mnist_subset_through_torch_dataset(tmp_path):
     assert [h["train_loss"] for h in res.history] == [h["train_loss"] for h in runs["rs2"].history]
     assert all(torch.equal(a, b) for a, b in zip(runs["dreamlearning_weights"], runs["rs2_weights"]))
     r.close()
+
+
+@pytest.mark.skipif(not HAS_DATA, reason="GEDENB_DATA not set (CI sets it)")
+def test_image_storage_experiment_quick(tmp_path):
+    from gedenb.experiments import EXPERIMENTS
+
+    t = EXPERIMENTS["image-storage"](datasets="mnist", quick=True, out_dir=tmp_path)
+    got = {r[1]: r for r in t.rows}
+    assert set(got) == {"identity", "dct", "dct_lossless"}
+    assert got["identity"][5] == 0 and got["dct_lossless"][5] == 0  # lossless transforms are exact
+    assert 0 < got["dct"][5] <= 4
+    for r in t.rows:
+        assert 0 < r[3] <= r[4] < 200  # Eq. 1 never above the file size

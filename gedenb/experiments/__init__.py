@@ -9,7 +9,7 @@ table and saves the figure.  Registry: :data:`EXPERIMENTS`.
 
 from __future__ import annotations
 
-from .images import table1
+from .images import image_storage, table1
 from .logistic import fig11
 from .regression import fig3, fig5a, fig5b, fig9, fig10
 from .storage import mnist_storage
@@ -25,7 +25,8 @@ EXPERIMENTS = {
     "fig10": fig10,
     "fig11": fig11,
     "table1": table1,
+    "image-storage": image_storage,
 }
 
 __all__ = ["EXPERIMENTS", "ResultTable", "fig3", "fig5a", "fig5b", "fig9", "fig10", "fig11", "mnist_storage",
-           "table1"]
+           "table1", "image_storage"]
