@@ -36,3 +36,14 @@ def test_mnist_and_fashion_from_gedenb_data():
     assert xt.shape == (10000, 28, 28) and len(yt) == 10000
     f, fy = datasets.fashion_mnist(train=False)
     assert f.shape == (10000, 28, 28) and np.bincount(fy).tolist() == [1000] * 10
+
+
+@pytest.mark.skipif(not os.environ.get("GEDENB_DATA"), reason="GEDENB_DATA not set (CI sets it)")
+def test_cifar10_jpeg_copy_and_tabular_loaders():
+    x, y = datasets.cifar10_jpeg(train=False)
+    assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [1000] * 10
+    c = datasets.credit_default()
+    assert c.data.shape == (30000, 24) and int(c.y.sum()) == 6636 and c.columns[0] == "LIMIT_BAL"
+    t = datasets.ijcnn1(train=True)
+    assert t.data.shape == (49990, 23) and int((t.y > 0).sum()) == 4853
