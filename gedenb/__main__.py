@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compress, condensed, eq1_bits, save, size_breakdown
+from . import compress, save, size_breakdown
 from . import open as open_store
 from .encode import KIND_NAMES
 from .errors import FormatError

@@ -290,7 +290,7 @@ def greedy_base_selection(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray
 # public API
 # --------------------------------------------------------------------------
 def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool = True,
-             widths: str = "narrow", cluster_columns=None) -> Compressed:
+             widths: str = "narrow", cluster_columns=None, cluster_rule=None) -> Compressed:
     """Compress a table with EntroGeDe (Algorithm 1).
 
     Parameters
@@ -317,6 +317,11 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         ``range(d - 1)``): clusters chosen on the target's bits select on
         the outcome and bias regressions fitted to the centroids.  The
         centroids always cover every column.
+    cluster_rule : callable, optional
+        ``rule(entropy, widths, beta) -> positions`` choosing the clustering
+        bits; default :func:`cluster_positions` (Algorithm 1, lines 4-6).
+        Entropies of columns outside ``cluster_columns`` are passed as 0.
+        Used e.g. to cluster on low-entropy bits (the paper's Fig. 9/10).
 
     Returns
     -------
@@ -361,7 +366,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     beta_pos = np.zeros(0, dtype=np.int64)
     m = 0
     if beta is not None:
-        beta_pos = cluster_positions(_mask_columns(H, widths, cluster_columns, d), widths, beta)
+        beta_pos = _clustering_bits(cluster_rule, _mask_columns(H, widths, cluster_columns, d), widths, beta)
         labels, groups = _bits._group_by_positions(T, beta_pos, n)
         centroids, weights = _centroids(X, labels, int(groups))
         if store_condensed:
@@ -460,6 +465,21 @@ def eq1_bits(c: Compressed) -> int:
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+def _clustering_bits(rule, H: np.ndarray, widths: np.ndarray, beta: int) -> np.ndarray:
+    """Positions from ``rule`` (default Algorithm 1), checked before use."""
+    if rule is None:
+        return cluster_positions(H, widths, beta)
+    if not callable(rule):
+        raise TypeError(f"cluster_rule must be callable, got {type(rule).__name__}")
+    pos = np.asarray(rule(H, widths, beta))
+    if pos.ndim != 1 or pos.size != beta or (pos.size and pos.dtype.kind not in "iu"):
+        raise ValueError(f"cluster_rule must return {beta} integer bit positions, got shape {pos.shape}")
+    pos = pos.astype(np.int64)
+    if pos.size and (pos.min() < 0 or pos.max() >= H.size or np.unique(pos).size != pos.size):
+        raise ValueError("cluster_rule returned positions out of range or repeated")
+    return pos
+
+
 def _mask_columns(H: np.ndarray, widths: np.ndarray, columns, d: int) -> np.ndarray:
     """Entropy with the positions of columns outside ``columns`` zeroed."""
     if columns is None:

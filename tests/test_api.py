@@ -151,3 +151,22 @@ def test_big_endian_input_round_trips_in_value():
     X = np.arange(12, dtype=">i4").reshape(4, 3)
     back = gedenb.decompress(gedenb.compress(X))
     assert np.array_equal(back, X) and back.dtype == np.dtype("int32")
+
+
+def test_cluster_rule_is_honoured_and_checked():
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 64, size=(400, 3)).astype(np.int32)
+
+    def lowest(entropy, widths, beta):
+        live = np.flatnonzero(entropy > 0)
+        return live[np.argsort(entropy[live], kind="stable")][:beta]
+
+    c = gedenb.compress(X, beta=4, cluster_rule=lowest)
+    assert np.array_equal(c.beta_positions, lowest(c.entropy, c.widths, 4))
+    assert np.array_equal(gedenb.decompress(c), X) and c.weights.sum() == 400
+    with pytest.raises(ValueError, match="integer bit positions"):
+        gedenb.compress(X, beta=4, cluster_rule=lambda h, w, b: np.arange(b + 1))
+    with pytest.raises(ValueError, match="out of range or repeated"):
+        gedenb.compress(X, beta=2, cluster_rule=lambda h, w, b: np.array([0, 0]))
+    with pytest.raises(TypeError, match="callable"):
+        gedenb.compress(X, beta=2, cluster_rule="lowest")

@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import compress, condensed, eq1_bits, save
-from .. import entrogede as _entrogede
 from ..datasets import california_housing
 from ..sizes import eq1, params_bits
 from ..solvers import (
@@ -125,21 +124,6 @@ def low_entropy_positions(entropy: np.ndarray, widths: np.ndarray, beta: int) ->
     return live[np.lexsort((live, entropy[live]))][:beta].astype(np.int64)
 
 
-@contextlib.contextmanager
-def _low_entropy_rule():
-    # gedenb.compress has no option for the clustering rule; it looks
-    # cluster_positions up in its module at call time, so the rule is swapped
-    # for the duration of one call.  compress_variant checks the positions
-    # the result actually used, so a refactored compress fails loudly here
-    # instead of silently clustering on high-entropy bits.
-    saved = _entrogede.cluster_positions
-    _entrogede.cluster_positions = low_entropy_positions
-    try:
-        yield
-    finally:
-        _entrogede.cluster_positions = saved
-
-
 def compress_variant(train: np.ndarray, beta: int, clustering: str = "features", tau: int = TAU):
     """``compress(train, beta, tau)`` with the clustering bits of one variant.
 
@@ -153,13 +137,8 @@ def compress_variant(train: np.ndarray, beta: int, clustering: str = "features",
     if clustering == "all":
         return compress(train, beta=beta, tau=tau)
     if clustering == "low":
-        with _low_entropy_rule():
-            c = compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1))
-        feature_bits = np.repeat(np.arange(d) < d - 1, c.widths)
-        expected = low_entropy_positions(np.where(feature_bits, c.entropy, 0.0), c.widths, beta)
-        if not np.array_equal(np.sort(c.beta_positions), np.sort(expected)):
-            raise RuntimeError("gedenb.compress no longer honours the low-entropy clustering rule")
-        return c
+        return compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1),
+                        cluster_rule=low_entropy_positions)
     raise ValueError(f"unknown clustering {clustering!r}; choose from {CLUSTERINGS}")
 
 
