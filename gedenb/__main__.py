@@ -240,6 +240,9 @@ def main(argv=None) -> int:
     args.extra = _extra_kwargs(rest) if args.command == "reproduce" else {}
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly like other tools
+        sys.stderr.close()
+        return 0
     except (FormatError, ValueError, TypeError, KeyError, FileNotFoundError, IsADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
