@@ -150,8 +150,8 @@ def decompress_images(store: ImageStore) -> tuple[np.ndarray, np.ndarray]:
     first = decompress(store.parts[0])
     coeffs = np.empty((store.n, first.shape[1]), dtype=first.dtype)
     for k, part in enumerate(store.parts):
-        rows = decompress(part) if k else first
-        coeffs[store.class_index == k] = rows[ranks[store.class_index == k]]
+        members = store.class_index == k
+        coeffs[members] = (decompress(part) if k else first)[ranks[members]]
     return t.inverse(coeffs, store.image_shape), store.labels
 
 

@@ -8,10 +8,11 @@ Given the base positions chosen by Algorithm 1, every row is split into
   *deviation*, the row's bits at the other positions (``l_d`` bits).
 
 Records have a fixed width, so row ``r`` starts at bit ``r * (id_bits + l_d)``
-and decodes without touching any other row.  Decoding goes straight from the
-two streams to typed values through a per-column *piece plan*: each column is
-assembled from a few contiguous runs of base or deviation bits, then mapped
-back through its codec (:mod:`gedenb.encode`).
+and decodes without touching any other row.  Decoding scatters the row's
+contiguous runs of base and deviation bits back into a row buffer, reads each
+column's code from it and maps it back through its codec
+(:mod:`gedenb.encode`), straight into the typed output.  :func:`piece_plan`
+describes the same assembly per column, for research code and tests.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .bits import _emit, _flush, _get_bits
 from .encode import Codecs, _store_value, output_views
 from .errors import FormatError
 
-__all__ = ["Layout", "ceil_log2", "decode_rows", "gather_records", "make_layout"]
+__all__ = ["Layout", "PiecePlan", "ceil_log2", "decode_rows", "gather_records", "make_layout", "piece_plan"]
 
 
 class Layout(NamedTuple):
@@ -42,12 +43,8 @@ class Layout(NamedTuple):
         Bits of a base ID, ``ceil(log2 n_b)``.
     base_runs, dev_runs : (k, 2) int64
         ``(first position, length <= 64)`` of the contiguous runs of base and
-        deviation positions, used to gather bits from packed rows.
-    piece_ptr : (d + 1,) int64
-        Column ``j``'s pieces are ``piece_ptr[j]:piece_ptr[j + 1]``.
-    piece_stream, piece_src, piece_len, piece_shift : int64
-        Stream (0 base, 1 record), bit offset inside that stream's record,
-        length, and left shift inside the column's code.
+        deviation positions, used to gather bits from packed rows and to
+        scatter them back when decoding.
     """
 
     base_positions: np.ndarray
@@ -55,11 +52,6 @@ class Layout(NamedTuple):
     id_bits: int
     base_runs: np.ndarray
     dev_runs: np.ndarray
-    piece_ptr: np.ndarray
-    piece_stream: np.ndarray
-    piece_src: np.ndarray
-    piece_len: np.ndarray
-    piece_shift: np.ndarray
 
     @property
     def base_bits(self) -> int:
@@ -102,6 +94,28 @@ def make_layout(widths: np.ndarray, base_mask: np.ndarray, n_bases: int) -> Layo
     id_bits = ceil_log2(int(n_bases))
     bpos = np.flatnonzero(base_mask).astype(np.int64)
     dpos = np.flatnonzero(~base_mask).astype(np.int64)
+    return Layout(bpos, dpos, id_bits, _runs(bpos), _runs(dpos))
+
+
+class PiecePlan(NamedTuple):
+    """How each column's code is assembled from the base and record streams.
+
+    Column ``j``'s pieces are ``ptr[j]:ptr[j + 1]``; piece ``t`` takes
+    ``length[t]`` bits at offset ``src[t]`` of the row's base (``stream 0``)
+    or record (``stream 1``) and shifts them left by ``shift[t]``.
+    """
+
+    ptr: np.ndarray
+    stream: np.ndarray
+    src: np.ndarray
+    length: np.ndarray
+    shift: np.ndarray
+
+
+def piece_plan(widths: np.ndarray, base_mask: np.ndarray, id_bits: int) -> PiecePlan:
+    """The per-column piece plan of a layout (see :class:`PiecePlan`)."""
+    widths = np.asarray(widths, dtype=np.int64)
+    base_mask = np.asarray(base_mask, dtype=bool)
     bidx = np.cumsum(base_mask) - 1
     didx = np.cumsum(~base_mask) - 1 + id_bits
     ptr = [0]
@@ -123,7 +137,7 @@ def make_layout(widths: np.ndarray, base_mask: np.ndarray, n_bases: int) -> Layo
         ptr.append(len(stream))
         start = end
     a = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-    return Layout(bpos, dpos, id_bits, _runs(bpos), _runs(dpos), a(ptr), a(stream), a(src), a(length), a(shift))
+    return PiecePlan(a(ptr), a(stream), a(src), a(length), a(shift))
 
 
 # --------------------------------------------------------------------------

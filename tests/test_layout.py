@@ -115,18 +115,19 @@ def check_layout_structure(lay, widths, mask, n_b):
         assert all(1 <= ln <= 64 for _, ln in runs.tolist())
         for (s0, l0), (s1, _) in zip(runs.tolist(), runs.tolist()[1:]):
             assert s0 + l0 < s1 or l0 == 64, "runs must be maximal (split only at 64 bits)"
-    assert lay.piece_ptr.shape == (len(widths) + 1,) and lay.piece_ptr[0] == 0
+    plan = L.piece_plan(widths, mask, lay.id_bits)
+    assert plan.ptr.shape == (len(widths) + 1,) and plan.ptr[0] == 0
 
 
-def decode_with_pieces(lay, widths, base_str, rec_str):
+def decode_with_pieces(plan, widths, base_str, rec_str):
     """Column codes of one row from its base and record bit strings, via the piece plan."""
     out = []
     for j in range(len(widths)):
         code = 0
         total = 0
-        for t in range(lay.piece_ptr[j], lay.piece_ptr[j + 1]):
-            s = base_str if lay.piece_stream[t] == 0 else rec_str
-            src, ln, sh = int(lay.piece_src[t]), int(lay.piece_len[t]), int(lay.piece_shift[t])
+        for t in range(plan.ptr[j], plan.ptr[j + 1]):
+            s = base_str if plan.stream[t] == 0 else rec_str
+            src, ln, sh = int(plan.src[t]), int(plan.length[t]), int(plan.shift[t])
             code |= int(s[src:src + ln], 2) << sh
             total += ln
         assert total == widths[j]
@@ -193,11 +194,14 @@ def test_piece_plan_reassembles_codes(rng, mask_kind):
     b = build(X, mask_kind, rng)
     lay, widths = b["layout"], b["codecs"].width
     bpos, dpos = lay.base_positions, lay.dev_positions
+    mask = np.zeros(int(np.sum(widths)), dtype=bool)
+    mask[bpos] = True
+    plan = L.piece_plan(widths, mask, lay.id_bits)
     for i in range(X.shape[0]):
         row = b["bitmat"][i]
         base_str = "".join(str(int(v)) for v in row[bpos])
         rec_str = naive.code_bits(b["labels"][i], lay.id_bits) + "".join(str(int(v)) for v in row[dpos])
-        assert decode_with_pieces(lay, widths, base_str, rec_str) == [int(v) for v in b["codes"][i]]
+        assert decode_with_pieces(plan, widths, base_str, rec_str) == [int(v) for v in b["codes"][i]]
 
 
 def test_gather_records_arbitrary_rows_and_ids(rng):
