@@ -149,3 +149,21 @@ def test_image_storage_experiment_quick(tmp_path):
     assert 0 < got["dct"][5] <= 4
     for r in t.rows:
         assert 0 < r[3] <= r[4] < 200  # Eq. 1 never above the file size
+
+
+@pytest.mark.skipif(not HAS_DATA, reason="GEDENB_DATA not set (CI sets it)")
+def test_table1_quick_over_several_seeds(tmp_path):
+    from gedenb.experiments import EXPERIMENTS
+
+    t = EXPERIMENTS["table1"](quick=True, seed="3,5", batch_size=16, methods="rs2,dreamlearning",
+                              out_dir=tmp_path, progress=False)
+    assert [r[0] for r in t.rows] == ["rs2", "dreamlearning"]
+    assert all("±" in r[1] for r in t.rows)  # mean ± std over the two seeds
+    assert "batch 16" in t.notes and "seeds 3,5" in t.notes
+    per_seed = dict(part.split(": ") for part in t.notes.split("Accuracy per seed: ")[1].rstrip(".").split("; "))
+    # the lossless store and the plain arrays give identical batches, seed by seed
+    assert per_seed["rs2"] == per_seed["dreamlearning"]
+    assert t.rows[1][7] < 100  # the store is smaller than the raw images
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="at least one seed"):
+        EXPERIMENTS["table1"](quick=True, seed="", out_dir=tmp_path)
