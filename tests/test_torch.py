@@ -164,3 +164,31 @@ def test_import_gedenb_does_not_import_torch_even_after_use():
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not os.environ.get("GEDENB_DATA"), reason="GEDENB_DATA not set (CI sets it)")
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_torchvision_source_reads_the_same_bytes_as_the_loaders(name, tmp_path):
+    from gedenb import datasets
+    from gedenb.torch import torchvision_source
+
+    loader = {"mnist": datasets.mnist, "fashion-mnist": datasets.fashion_mnist}[name]
+    for split in (True, False):
+        src = torchvision_source(name, split, cache_dir=tmp_path)
+        x, y = loader(train=split)
+        assert src.images.shape == (*x.shape, 1) and np.array_equal(src.images[..., 0], x)
+        assert np.array_equal(src.labels, y)
+    raw = next(tmp_path.rglob("t10k-labels-idx1-ubyte"))
+    before = raw.stat().st_mtime_ns
+    torchvision_source(name, False, cache_dir=tmp_path)  # already extracted: not rewritten
+    assert raw.stat().st_mtime_ns == before
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left
+
+
+def test_torchvision_source_errors(tmp_path):
+    from gedenb.torch import torchvision_source
+
+    with pytest.raises(ValueError, match="unknown data set"):
+        torchvision_source("cifar100", root=tmp_path, cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        torchvision_source("mnist", root=tmp_path, cache_dir=tmp_path / "c")

@@ -33,20 +33,22 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     (the store is compressed once) and the table gives the mean accuracy
     with its standard deviation across seeds and mean times.
     ``batch_size`` and ``lr`` default to the paper's settings (128, 0.05).
+    Images are read by torchvision's dataset classes
+    (:func:`gedenb.torch.torchvision_source`); the store compresses the
+    same arrays.
     """
     import torch
 
     import gedenb
-    from gedenb.datasets import fashion_mnist, mnist
     from gedenb.images import compress_images
-    from gedenb.torch import ArraySource, LeNet5, TrainConfig, train
+    from gedenb.torch import ArraySource, LeNet5, TrainConfig, torchvision_source, train
 
     if isinstance(methods, str):
         methods = tuple(m.strip() for m in methods.split(",") if m.strip())
     seeds = _seeds(seed)
-    loader = {"mnist": mnist, "fashion-mnist": fashion_mnist}[dataset]
-    x, y = loader(train=True, root=root)
-    xt, yt = loader(train=False, root=root)
+    # torchvision's own dataset classes read the data (the baselines train on exactly these arrays)
+    tv_train, tv_test = torchvision_source(dataset, True, root), torchvision_source(dataset, False, root)
+    x, y, xt, yt = tv_train.images, tv_train.labels, tv_test.images, tv_test.labels
     if quick:
         x, y, xt, yt, epochs = x[:2000], y[:2000], xt[:1000], yt[:1000], min(epochs, 2)
     mean, std = [float(x.mean() / 255)], [float((x / 255).std())]

@@ -4,7 +4,9 @@
 
 - :class:`ImageDataset` -- a map-style Dataset over any image source (a
   compressed image store opened with :func:`gedenb.open`, or plain arrays via
-  :class:`ArraySource`), with batched decoding through ``__getitems__``.
+  :class:`ArraySource`), with batched decoding through ``__getitems__``;
+  :func:`torchvision_source` reads MNIST / Fashion-MNIST with torchvision's
+  own dataset classes (the uncompressed baselines).
 - :class:`EpochSubsetSampler` -- a new seeded random fraction every epoch
   (optionally class-balanced), ``set_epoch`` and DDP sharding like
   ``DistributedSampler``.
@@ -12,7 +14,7 @@
 - :func:`train` -- the training harness with the paper's settings as defaults.
 """
 
-from .data import ArraySource, ImageDataset, batch_collate, cifar_augment
+from .data import ArraySource, ImageDataset, batch_collate, cifar_augment, torchvision_source
 from .models import LeNet5, resnet18_cifar
 from .sampler import EpochSubsetSampler
 from .train import METHODS, TrainConfig, TrainResult, train
@@ -28,5 +30,6 @@ __all__ = [
     "batch_collate",
     "cifar_augment",
     "resnet18_cifar",
+    "torchvision_source",
     "train",
 ]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArraySource", "ImageDataset", "batch_collate", "cifar_augment", "normalization"]
+__all__ = ["ArraySource", "ImageDataset", "batch_collate", "cifar_augment", "normalization", "torchvision_source"]
 
 
 class ArraySource:
@@ -45,6 +50,63 @@ class ArraySource:
     def read_images(self, indices) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(indices, dtype=np.int64)
         return self.images[idx], self.labels[idx]
+
+
+_TORCHVISION = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "FashionMNIST")}
+
+
+def torchvision_source(name: str, train: bool = True, root=None, cache_dir=None) -> ArraySource:
+    """MNIST / Fashion-MNIST read by torchvision's own dataset class, as an :class:`ArraySource`.
+
+    The uncompressed baselines read their data this way, so that nothing of
+    gedenb's stands between the raw files and the model.  torchvision's
+    classes read the *uncompressed* IDX files of ``<root>/<Name>/raw`` and the
+    data folder (``root`` or ``$GEDENB_DATA``) holds them gzipped and may be
+    read-only: its four files are decompressed once into ``cache_dir``
+    (default ``$GEDENB_CACHE`` or ``~/.cache/gedenb``; each file written to a
+    temporary name and renamed, so a crash leaves no half file), and
+    ``torchvision.datasets.<Name>(cache_dir, download=False)`` reads them.
+    Nothing is downloaded.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist"}
+    train : bool
+        Training split (else test).
+    root : path, optional
+        The data folder (default ``$GEDENB_DATA``).
+    cache_dir : path, optional
+    """
+    import torchvision
+
+    from ..datasets import data_root
+
+    if name not in _TORCHVISION:
+        raise ValueError(f"unknown data set {name!r}; choose from {sorted(_TORCHVISION)}")
+    folder, cls_name = _TORCHVISION[name]
+    src = data_root(root) / folder / "raw"
+    if cache_dir is None:
+        cache_dir = os.environ.get("GEDENB_CACHE") or Path.home() / ".cache" / "gedenb"
+    cache = Path(cache_dir).expanduser()
+    dst = cache / folder / "raw"
+    dst.mkdir(parents=True, exist_ok=True)
+    for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
+        gz = src / f"{stem}-ubyte.gz"  # torchvision wants all four, whatever the split
+        out = dst / gz.stem
+        if not gz.exists():
+            raise FileNotFoundError(f"{gz} is missing (expected torchvision's raw layout; nothing is downloaded)")
+        if out.exists() and out.stat().st_mtime >= gz.stat().st_mtime:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=dst, prefix=f".{out.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f, gzip.open(gz, "rb") as g:
+                shutil.copyfileobj(g, f)
+            os.replace(tmp, out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    ds = getattr(torchvision.datasets, cls_name)(str(cache), train=train, download=False)
+    return ArraySource(ds.data.numpy(), ds.targets.numpy())
 
 
 def normalization(source) -> tuple[np.ndarray, np.ndarray]:
