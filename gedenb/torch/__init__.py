@@ -12,8 +12,11 @@
   ``DistributedSampler``.
 - :class:`LeNet5`, :func:`resnet18_cifar` -- the paper's models.
 - :func:`train` -- the training harness with the paper's settings as defaults.
+- :mod:`gedenb.torch.coresets` -- the coreset baselines GRAD-MATCH, GLISTER,
+  DQ and TDDS (selection functions the harness calls).
 """
 
+from . import coresets
 from .data import ArraySource, ImageDataset, batch_collate, cifar_augment, torchvision_source
 from .models import LeNet5, resnet18_cifar
 from .sampler import EpochSubsetSampler
@@ -29,6 +32,7 @@ __all__ = [
     "TrainResult",
     "batch_collate",
     "cifar_augment",
+    "coresets",
     "resnet18_cifar",
     "torchvision_source",
     "train",

@@ -10,14 +10,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from . import coresets
 from .data import ImageDataset, batch_collate
 from .sampler import EpochSubsetSampler
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "evaluate", "train"]
 
 #: full data; a random subset fixed once; a random subset redrawn each epoch
-#: from the uncompressed data (RS2); the same from the compressed store.
-METHODS = ("full", "random_static", "rs2", "dreamlearning")
+#: from the uncompressed data (RS2); the same from the compressed store; then
+#: the coreset baselines of :mod:`gedenb.torch.coresets` (GRAD-MATCH and
+#: GLISTER reselect every ``select_every`` epochs, DQ and TDDS select once).
+METHODS = ("full", "random_static", "rs2", "dreamlearning") + coresets.CORESET_METHODS
 
 
 @dataclass
@@ -36,6 +39,8 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate after the last epoch only
     device: str | None = None  # None: cuda when available, else cpu
     progress: bool = True
+    select_every: int = 20  # gradmatch / glister: reselect every this many epochs
+    coreset_options: dict = field(default_factory=dict)  # method -> kwargs of coresets.select_<method>
 
 
 @dataclass
@@ -53,11 +58,18 @@ class TrainResult:
     stored_bytes_read_per_epoch: float = 0.0
     history: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    # peak resident memory above the run's starting level, per phase (coresets.MemoryMonitor)
+    selection_memory_bytes: int = 0
+    training_memory_bytes: int = 0
+    selections: int = 0  # coreset selections made
+    selection_images_read: int = 0  # training images decoded by those selections, in total
 
     def as_row(self) -> dict:
         row = {"method": self.method, "test_accuracy": self.test_accuracy, "epochs": self.epochs,
                "samples_per_epoch": self.samples_per_epoch, "peak_rss_MiB": self.peak_rss_bytes / 2**20,
-               "decoded_MB_per_epoch": self.bytes_decoded_per_epoch / 1e6}
+               "decoded_MB_per_epoch": self.bytes_decoded_per_epoch / 1e6,
+               "selection_MiB": self.selection_memory_bytes / 2**20,
+               "training_MiB": self.training_memory_bytes / 2**20, "selections": self.selections}
         row.update({f"{k}_s": v for k, v in self.seconds.items()})
         return row
 
@@ -96,7 +108,10 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
         ``"full"`` uses every sample each epoch; ``"random_static"`` one
         random ``fraction`` for all epochs; ``"rs2"`` and
         ``"dreamlearning"`` a fresh random ``fraction`` each epoch (from the
-        uncompressed and the compressed data respectively).
+        uncompressed and the compressed data respectively);
+        ``"gradmatch"``, ``"glister"``, ``"dq"``, ``"tdds"`` the coreset of
+        :mod:`gedenb.torch.coresets` (GRAD-MATCH's weights weight the loss).
+        Selection time and memory are measured apart from training.
     config : TrainConfig
     mean, std : per-channel normalisation in [0, 1] units
     augment : callable applied to each training batch after decoding
@@ -110,19 +125,24 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     cfg = config or TrainConfig()
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ValueError("epochs and batch_size must be >= 1")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.select_every < 1:
+        raise ValueError("epochs, batch_size and select_every must be >= 1")
     torch.manual_seed(cfg.seed)
     device = _device(cfg.device)
     model = model.to(device)
     train_ds = ImageDataset(train_source, mean, std, augment)
     test_ds = ImageDataset(test_source, mean, std)
+    coreset = method in coresets.CORESET_METHODS
+    monitor = coresets.MemoryMonitor(device=device).start()
 
     t0 = time.perf_counter()
     fraction = 1.0 if method == "full" else cfg.fraction
-    sampler = EpochSubsetSampler(train_source.labels if cfg.class_balanced else len(train_source), fraction,
-                                 seed=cfg.seed, class_balanced=cfg.class_balanced,
-                                 static=(method == "random_static"))
+    if coreset:
+        sampler = coresets.SubsetSampler(len(train_source), seed=cfg.seed)
+    else:
+        sampler = EpochSubsetSampler(train_source.labels if cfg.class_balanced else len(train_source), fraction,
+                                     seed=cfg.seed, class_balanced=cfg.class_balanced,
+                                     static=(method == "random_static"))
     selection = time.perf_counter() - t0
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batch_collate,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
@@ -140,10 +160,24 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
     seconds = {"compression": float(compression_seconds), "selection": selection, "data": 0.0,
                "training": 0.0, "evaluation": 0.0}
     history = []
+    selections, selection_images = 0, 0
+    select_ds = ImageDataset(train_source, mean, std) if coreset else None  # no augmentation
     for epoch in range(cfg.epochs):
         t = time.perf_counter()
         sampler.set_epoch(epoch)
         seconds["selection"] += time.perf_counter() - t
+        if coreset and (epoch == 0 or (method in coresets.ADAPTIVE and epoch % cfg.select_every == 0)):
+            with monitor.phase("selection"):
+                t = time.perf_counter()
+                sel = coresets.select(method, model, select_ds, cfg.fraction, config=cfg, epoch=epoch,
+                                      lr=opt.param_groups[0]["lr"], options=cfg.coreset_options.get(method))
+                sampler.set_subset(sel.indices, sel.weights)
+                seconds["selection"] += time.perf_counter() - t
+            selections += 1
+            selection_images += int(sel.images_read)
+        weights = sampler.weights_in_order() if coreset else None
+        served = 0
+        monitor.switch("training")
         model.train()
         total, count = 0.0, 0
         it = iter(loader)
@@ -157,12 +191,19 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
             t = time.perf_counter()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            loss = lossf(model(x), y)
+            if weights is None:
+                loss = lossf(model(x), y)
+            else:  # GRAD-MATCH: the batch's loss weighted by the OMP weights (normalised, as CORDS)
+                w = torch.as_tensor(weights[served:served + len(y)], dtype=torch.float32, device=device)
+                per_sample = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+                loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+            served += len(y)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(y)
             count += len(y)
             seconds["training"] += time.perf_counter() - t
+        monitor.switch(None)
         sched.step()
         record = {"epoch": epoch, "train_loss": total / max(count, 1)}
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
@@ -179,13 +220,17 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
     acc = evaluate(model, test_ds, device)
     seconds["evaluation"] += time.perf_counter() - t
 
+    monitor.stop()
+
     per_epoch = len(sampler)
     image_bytes = float(np.prod(train_source.image_shape))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    gpu = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    gpu = max([torch.cuda.max_memory_allocated(device), *monitor.gpu_peaks.values()]) if device.type == "cuda" else 0
     return TrainResult(
         method=method, test_accuracy=acc, epochs=cfg.epochs, samples_per_epoch=per_epoch, seconds=seconds,
         peak_rss_bytes=int(rss), peak_gpu_bytes=int(gpu), bytes_decoded_per_epoch=per_epoch * image_bytes,
         stored_bytes_read_per_epoch=per_epoch * float(train_source.stored_bytes_per_image),
-        history=history, config=asdict(cfg),
+        history=history, config=asdict(cfg), selection_memory_bytes=monitor.growth("selection"),
+        training_memory_bytes=monitor.growth("training"), selections=selections,
+        selection_images_read=selection_images,
     )
