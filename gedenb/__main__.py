@@ -51,21 +51,35 @@ def _size_report(c, on_disk: int | None) -> list[str]:
     if on_disk is not None:
         lines.append(f"bytes on disk {on_disk:>14,} bytes  ({on_disk / raw:.1%} of raw, "
                      f"{on_disk / (s.total / 8) - 1:+.3%} vs Eq. 1)")
-    lines.append(f"raw {c.dtype}   {raw:>14,} bytes")
+    lines.append(f"raw {'records' if c.dtype.names is not None else c.dtype}   {raw:>14,} bytes")
     return lines
 
 
 def _describe(c) -> list[str]:
     kinds = np.bincount(c.codecs.kind, minlength=4)
     codec_s = ", ".join(f"{KIND_NAMES[k]} x{int(v)}" for k, v in enumerate(kinds) if v)
-    return [
-        f"shape          {c.shape[0]:,} x {c.shape[1]}  ({c.dtype})",
+    names = c.dtype.names
+    if names is not None:
+        head = [f"shape          {c.shape[0]:,} x {c.shape[1]}  (mixed dtypes: {len(names)} fields, "
+                f"{c.dtype.itemsize} bytes per row)",
+                "fields         " + ", ".join(f"{f} {c.dtype.fields[f][0].name}" for f in names)]
+    else:
+        head = [f"shape          {c.shape[0]:,} x {c.shape[1]}  ({c.dtype})"]
+    return head + [
         f"codecs         {codec_s}",
         f"bits per row   {c.row_bits} (base {c.base_bits}, deviation {c.deviation_bits}, base ID {c.id_bits})",
         f"bases          n_b = {c.n_bases:,}",
         f"condensed      m = {len(c.weights):,} ({'stored' if c.store_condensed else 'recomputed on demand'}, "
         f"beta = {c.beta})",
-    ]
+    ] + _coding_lines(c)
+
+
+def _coding_lines(c) -> list[str]:
+    if c.coded is None:
+        return ["coding         raw (fixed-width records, the paper's)"]
+    from .coding import coding_summary
+
+    return ["coding         " + coding_summary(c.coded)]
 
 
 def cmd_quickstart(args) -> int:
@@ -111,7 +125,7 @@ def cmd_compress(args) -> int:
     X = _load_table(Path(args.input))
     t0 = time.perf_counter()
     c = compress(X, beta=args.beta, tau=args.tau, widths=args.widths,
-                 store_condensed=not args.no_store_condensed)
+                 store_condensed=not args.no_store_condensed, coding=args.coding)
     dt = time.perf_counter() - t0
     nbytes = save(c, args.output)
     print(f"{args.input} -> {args.output} in {dt:.2f} s")
@@ -127,16 +141,22 @@ def cmd_info(args) -> int:
         print("\n".join(_describe(c)))
         print("\n".join(_size_report(c, r.nbytes)))
         if args.columns:
+            names = c.dtype.names
             for j in range(c.d):
-                print(f"  column {j:>4}: {c.codecs.describe(j)}")
+                field = "" if names is None else f"{names[j]} ({c.dtype.fields[names[j]][0].name}) "
+                print(f"  column {j:>4}: {field}{c.codecs.describe(j)}")
     return 0
 
 
 def cmd_decompress(args) -> int:
     with open_store(args.file) as r:
         X = r.read_rows(slice(None))
-    np.save(args.output, X, allow_pickle=False)
-    print(f"{args.file} -> {args.output}: {X.shape[0]:,} x {X.shape[1]} {X.dtype}")
+    np.save(args.output, X, allow_pickle=False)  # a structured .npy for a mixed-dtype table
+    if X.dtype.names is not None:
+        print(f"{args.file} -> {args.output}: {X.shape[0]:,} records of {len(X.dtype.names)} fields "
+              f"({', '.join(X.dtype.names)})")
+    else:
+        print(f"{args.file} -> {args.output}: {X.shape[0]:,} x {X.shape[1]} {X.dtype}")
     return 0
 
 
@@ -177,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="california_housing.gede", help="file to write")
     q.set_defaults(func=cmd_quickstart)
 
-    c = sub.add_parser("compress", help="compress a .npy / .csv / .csv.gz table into a .gede file")
+    c = sub.add_parser("compress", help="compress a .npy (plain or structured) / .csv / .csv.gz table "
+                                        "into a .gede file")
     c.add_argument("input")
     c.add_argument("output")
     c.add_argument("--beta", type=int, default=None, help="clustering bits (default: no clustering)")
@@ -185,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--widths", choices=("narrow", "native"), default="narrow")
     c.add_argument("--no-store-condensed", action="store_true",
                    help="storage-constrained mode: keep only the beta positions")
+    c.add_argument("--coding", choices=("raw", "entropy"), default="raw",
+                   help="deviations as raw bits (the paper's, default) or entropy-coded (rANS, smaller)")
     c.set_defaults(func=cmd_compress)
 
     i = sub.add_parser("info", help="describe a .gede file")

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Table", "california_housing", "cifar10_jpeg", "credit_default", "data_root", "fashion_mnist", "ijcnn1", "mnist"]
+__all__ = ["Table", "california_housing", "cifar10_jpeg", "credit_default", "data_root", "fashion_mnist", "ijcnn1", "mnist",
+           "synthetic_mixed"]
 
 
 class Table(NamedTuple):
@@ -190,3 +191,105 @@ def cifar10_jpeg(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]
                 images.append(np.asarray(Image.open(f).convert("RGB")))
             labels.append(CIFAR10_CLASSES.index(cls))
     return np.stack(images), np.asarray(labels, dtype=np.uint8)
+
+
+#: Fields of :func:`synthetic_mixed`, in order: (name, dtype).
+SYNTHETIC_MIXED_FIELDS = (
+    ("timestamp", "i8"), ("store", "i2"), ("terminal", "u1"), ("product", "i4"), ("category", "i1"),
+    ("quantity", "u1"), ("price", "f8"), ("discount", "f4"), ("total", "f8"), ("customer", "u4"),
+    ("online", "?"), ("returned", "?"), ("payment", "i1"), ("latency_ms", "i4"), ("temperature", "f4"),
+    ("weight_kg", "f8"),
+)
+
+
+def synthetic_mixed(n: int = 1_000_000, seed: int = 0) -> np.ndarray:
+    """A synthetic mixed-dtype table: ``n`` sales records of a retail chain.
+
+    A structured array of shape ``(n,)`` with 16 fields (60 bytes per row)
+    mixing int8/16/32/64, uint8/32, bool, float32 and float64, built so
+    that a compressor has structure to find, as in real operational data:
+
+    ========== ======= =====================================================
+    field      dtype   content
+    ========== ======= =====================================================
+    timestamp  int64   Unix seconds, increasing (exponential gaps, mean 30 s)
+    store      int16   store code 0..199, Zipf-like popularity
+    terminal   uint8   till number 0..11 within the store
+    product    int32   product code 0..49,999, Zipf-like popularity
+    category   int8    product category 0..59, a function of the product
+    quantity   uint8   items bought, 1 + Poisson(0.8)
+    price      float64 unit price with 2 decimals, fixed per product
+    discount   float32 0, 0.05, 0.1, 0.2 or 0.5 (mostly 0)
+    total      float64 quantity * price * (1 - discount), 2 decimals
+    customer   uint32  loyalty-card number, 0 (no card) for 40% of the rows
+    online     bool    30% True
+    returned   bool    2% True
+    payment    int8    payment method 0..4
+    latency_ms int32   processing time, log-normal, whole milliseconds
+    temperature float32 store sensor: daily cycle + noise, full precision,
+                       0.1% NaN (sensor offline)
+    weight_kg  float64 product's nominal weight + scale noise, full
+                       precision, 0.05% NaN
+    ========== ======= =====================================================
+
+    Parameters
+    ----------
+    n : int, default 1,000,000
+        Number of rows (>= 1).
+    seed : int, default 0
+        Seed of :func:`numpy.random.default_rng`; the same ``(n, seed)``
+        gives the same bytes on every platform NumPy supports.
+
+    Returns
+    -------
+    (n,) structured ndarray with the fields of ``SYNTHETIC_MIXED_FIELDS``.
+
+    Examples
+    --------
+    >>> from gedenb.datasets import synthetic_mixed
+    >>> T = synthetic_mixed(1000)
+    >>> T.shape, len(T.dtype.names), T.dtype.itemsize
+    ((1000,), 16, 60)
+    >>> bool((T["total"] >= 0).all()), bool(T["online"].any())
+    (True, True)
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = int(n)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=[(f, t) for f, t in SYNTHETIC_MIXED_FIELDS])
+
+    def zipf_codes(k: int, size: int) -> np.ndarray:
+        p = 1.0 / np.arange(1, k + 1) ** 1.1
+        return rng.choice(k, size=size, p=p / p.sum())
+
+    ts = 1_700_000_000 + np.cumsum(np.floor(rng.exponential(30.0, n)).astype(np.int64))
+    out["timestamp"] = ts
+    out["store"] = zipf_codes(200, n)
+    out["terminal"] = rng.integers(0, 12, n)
+    product = zipf_codes(50_000, n)
+    out["product"] = product
+    catalog = np.random.default_rng([seed, 1])  # per-product constants, independent of n
+    out["category"] = (np.arange(50_000) * 7919 % 60)[product]
+    unit = np.round(np.exp(catalog.normal(2.0, 1.0, 50_000)), 2) + 0.01
+    price = np.round(unit[product], 2)
+    out["price"] = price
+    qty = 1 + rng.poisson(0.8, n)
+    out["quantity"] = np.minimum(qty, 255)
+    disc = rng.choice(np.array([0.0, 0.05, 0.1, 0.2, 0.5]), size=n, p=[0.8, 0.08, 0.06, 0.04, 0.02])
+    out["discount"] = disc.astype(np.float32)
+    out["total"] = np.round(qty * price * (1.0 - disc), 2)
+    out["customer"] = np.where(rng.random(n) < 0.4, 0, rng.integers(1, 2_000_000, n))
+    out["online"] = rng.random(n) < 0.3
+    out["returned"] = rng.random(n) < 0.02
+    out["payment"] = rng.choice(5, size=n, p=[0.45, 0.3, 0.15, 0.07, 0.03])
+    out["latency_ms"] = np.floor(rng.lognormal(4.0, 0.6, n)).astype(np.int32)
+    hours = (ts % 86_400) / 3_600.0
+    temp = 21.0 + 2.5 * np.sin((hours - 9.0) * np.pi / 12.0) + rng.normal(0.0, 0.3, n)
+    temp[rng.random(n) < 0.001] = np.nan
+    out["temperature"] = temp.astype(np.float32)
+    nominal = np.round(catalog.lognormal(-0.5, 0.8, 50_000), 3)
+    weight = nominal[product] * qty + rng.normal(0.0, 0.002, n)
+    weight[rng.random(n) < 0.0005] = np.nan
+    out["weight_kg"] = weight
+    return out

@@ -20,10 +20,16 @@ values bit for bit (Algorithm 1, line 1, "convert to binary format"):
 A codec is accepted only after the whole column has been decoded again with
 the same kernel the readers use and compared byte for byte.  Column codes
 are the unsigned integers ``code = value_key - offset`` of ``width`` bits.
+
+Mixed-dtype tables are NumPy structured arrays of shape ``(n,)`` (or a dict
+of equal-length 1-D arrays): every field is one column and gets its own
+codec, fitted on the fields of one dtype at a time exactly as the columns of
+a homogeneous table (:func:`as_table` normalises the input).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -38,10 +44,21 @@ __all__ = [
     "INT",
     "SUPPORTED_DTYPES",
     "KIND_NAMES",
+    "as_float64",
+    "as_table",
+    "candidate_codecs",
+    "codec_check",
+    "codec_stats",
+    "column_dtypes",
     "decode_codes",
     "encode_columns",
     "encode_values",
     "fit_codecs",
+    "fit_codecs_chunked",
+    "merge_codec_checks",
+    "merge_codec_stats",
+    "needs_check",
+    "settle_codecs",
 ]
 
 INT, DEC, BIN, IEEE = 0, 1, 2, 3
@@ -170,8 +187,19 @@ def output_views(out: np.ndarray):
 
 
 def decode_codes(codes: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
-    """Values from column codes (the inverse of :func:`encode_columns`)."""
+    """Values from column codes (the inverse of :func:`encode_columns`).
+
+    A structured ``dtype`` gives a structured ``(n,)`` array, one field per
+    column of ``codes``.
+    """
     dtype = np.dtype(dtype)
+    if dtype.names is not None:
+        out = np.empty(codes.shape[0], dtype=dtype)
+        for dt, cols, names in _dtype_groups(dtype):
+            vals = decode_codes(codes[:, cols], _sub_codecs(codecs, cols), dt)
+            for t, name in enumerate(names):
+                out[name] = vals[:, t]
+        return out
     codes = np.ascontiguousarray(codes)
     out = np.empty(codes.shape, dtype=dtype)
     bits, flt, sign, full = output_views(out)
@@ -182,19 +210,20 @@ def decode_codes(codes: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
 # --------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------
-def _int_candidates(X: np.ndarray):
-    if X.dtype == np.bool_:
-        X = X.view(np.uint8)
+def _decimal_ok(X: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
+    """Whether ``k`` decimal digits represent every value of each column in ``cols`` exactly."""
+    x = X[:, cols].astype(np.float64)
+    q = np.rint(x * 10.0**k)
+    back = (q / 10.0**k).astype(X.dtype)
     u = _storage_uint(X.dtype)
-    mn, mx = X.min(axis=0), X.max(axis=0)
-    span = mx.view(u) - mn.view(u)  # wraps modulo 2**B: the exact unsigned span
-    return mn.view(u).astype(np.uint64), _bit_length(span.astype(np.uint64))
+    ok = (back.view(u) == X[:, cols].view(u)).all(axis=0)
+    ok &= (np.abs(q) <= _EXACT_INT).all(axis=0)
+    return ok
 
 
 def _decimal_candidates(X: np.ndarray, finite: np.ndarray, sample: int = 2048):
     """Smallest k per column, width and offset; width 65 where none applies."""
     n, d = X.shape
-    ubits = X.view(_storage_uint(X.dtype))
     k_col = np.full(d, -1, dtype=np.int64)
     width = np.full(d, 65, dtype=np.int64)
     offset = np.zeros(d, dtype=np.uint64)
@@ -210,11 +239,7 @@ def _decimal_candidates(X: np.ndarray, finite: np.ndarray, sample: int = 2048):
                     if active.size == 0:
                         break
                     continue
-                x = X[part][:, cols].astype(np.float64)
-                q = np.rint(x * 10.0**k)
-                back = (q / 10.0**k).astype(X.dtype)
-                ok = (back.view(ubits.dtype) == ubits[part][:, cols]).all(axis=0)
-                ok &= (np.abs(q) <= _EXACT_INT).all(axis=0)
+                ok = _decimal_ok(X[part], cols, k)
                 k_found[cols[ok]] = k
                 active = np.setdiff1d(active, cols[ok], assume_unique=True)
             todo = np.flatnonzero(k_found >= 0)
@@ -225,35 +250,6 @@ def _decimal_candidates(X: np.ndarray, finite: np.ndarray, sample: int = 2048):
         width[j] = _bit_length(np.array([np.uint64(int(qmax) - int(qmin))]))[0]
         offset[j] = np.uint64(int(qmin) & 0xFFFFFFFFFFFFFFFF)
     return np.maximum(k_col, 0), width, offset
-
-
-def _binary_candidates(X: np.ndarray, finite: np.ndarray):
-    n, d = X.shape
-    width = np.full(d, 65, dtype=np.int64)
-    offset = np.zeros(d, dtype=np.uint64)
-    k_col = np.zeros(d, dtype=np.int64)
-    cols = np.flatnonzero(finite)
-    if cols.size == 0:
-        return k_col, width, offset
-    x = X[:, cols].astype(np.float64)
-    m, e = np.frexp(x)
-    M = np.ldexp(m, 53).astype(np.int64)
-    low = M & -M  # lowest set bit (0 for zeros)
-    tz = np.where(M != 0, _bit_length(low.astype(np.uint64)) - 1, 53)
-    frac = np.where(M != 0, 53 - e.astype(np.int64) - tz, 0)
-    k = np.maximum(frac.max(axis=0), 0)
-    with np.errstate(all="ignore"):
-        q = np.ldexp(x, k[None, :])
-        fits = (np.abs(q) <= _EXACT_INT).all(axis=0) & (k <= 1074)
-    for t, j in enumerate(cols):
-        if not fits[t]:
-            continue
-        qi = q[:, t].astype(np.int64)
-        qmin, qmax = int(qi.min()), int(qi.max())
-        width[j] = int(qmax - qmin).bit_length()
-        offset[j] = np.uint64(qmin & 0xFFFFFFFFFFFFFFFF)
-        k_col[j] = k[t]
-    return k_col, width, offset
 
 
 def _ieee_candidates(X: np.ndarray):
@@ -269,6 +265,8 @@ def fit_codecs(X: np.ndarray, widths: str = "narrow") -> Codecs:
     Parameters
     ----------
     X : (n, d) array of a supported dtype (see ``SUPPORTED_DTYPES``)
+        or a mixed-dtype table (see :func:`as_table`): one codec per field,
+        chosen from that field's values and dtype alone.
     widths : {"narrow", "native"}
         ``"narrow"`` (default) picks the narrowest exact codec per column.
         ``"native"`` keeps every value at its dtype's full width (integers
@@ -281,7 +279,21 @@ def fit_codecs(X: np.ndarray, widths: str = "narrow") -> Codecs:
         Verified: ``decode_codes(encode_columns(X, c), c, X.dtype)`` equals
         ``X`` byte for byte.
     """
-    return _frozen(_fit_codecs(_check_table(X), widths))
+    X = as_table(X)
+    if X.dtype.names is not None:
+        return _frozen(_fit_fields(X, widths))
+    return _frozen(_fit_codecs(X, widths))
+
+
+def _fit_fields(X: np.ndarray, widths: str) -> Codecs:
+    """Codecs of a structured table: the fields of each dtype fitted as one homogeneous table."""
+    d = len(X.dtype.names)
+    out = Codecs(np.zeros(d, dtype=np.uint8), np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.uint64),
+                 np.zeros(d, dtype=np.int64))
+    for _, cols, names in _dtype_groups(X.dtype):
+        for a, b in zip(out, _fit_codecs(_field_block(X, names), widths)):
+            a[cols] = b
+    return out
 
 
 def _frozen(codecs: Codecs) -> Codecs:
@@ -302,28 +314,14 @@ def _fit_codecs(X: np.ndarray, widths: str) -> Codecs:
         off = (1 << (nb - 1)) if X.dtype.kind == "i" else 0
         kind[:] = IEEE if X.dtype.kind == "f" else INT
         return _verified(X, Codecs(kind, np.full(d, nb, dtype=np.int64), np.full(d, off, dtype=np.uint64), scale))
-    if X.dtype.kind in "biu":
-        offset, width = _int_candidates(X)
-        return _verified(X, Codecs(kind, width, offset, scale))
-    offset, width = _ieee_candidates(X)
-    kind[:] = IEEE
-    if X.dtype.itemsize >= 4:
-        finite = np.isfinite(X).all(axis=0)
-        for code, (k, w, off) in ((DEC, _decimal_candidates(X, finite)), (BIN, _binary_candidates(X, finite))):
-            better = w < width
-            kind[better] = code
-            width[better] = w[better]
-            offset[better] = off[better]
-            scale[better] = k[better]
-    return _verified(X, Codecs(kind, width, offset, scale))
+    # the statistics gedenb.dask merges over row chunks, here of all rows at once (one definition)
+    return _verified(X, _block_candidates(_block_stats(X, widths), X.dtype, widths))
 
 
 def _verified(X: np.ndarray, codecs: Codecs) -> Codecs:
     """Decode every column again and fall back to IEEE where it differs."""
-    codes = encode_columns(X, codecs, check=False)
-    back = decode_codes(codes, codecs, X.dtype)
+    bad = _verification_failures(X, codecs)
     u = _storage_uint(X.dtype)
-    bad = ~(back.view(u) == X.view(u)).all(axis=0)
     if bad.any():
         if X.dtype.kind != "f":  # integer codecs are exact by construction
             raise AssertionError("integer codec failed verification; please report this bug")
@@ -335,6 +333,309 @@ def _verified(X: np.ndarray, codecs: Codecs) -> Codecs:
         if not (back.view(u) == X.view(u)).all():
             raise AssertionError("IEEE codec failed verification; please report this bug")
     return codecs
+
+
+def _verification_failures(X: np.ndarray, codecs: Codecs) -> np.ndarray:
+    """Columns of a homogeneous ``X`` that ``codecs`` do not give back byte for byte."""
+    back = decode_codes(encode_columns(X, codecs, check=False), codecs, X.dtype)
+    u = _storage_uint(X.dtype)
+    return ~(back.view(u) == X.view(u)).all(axis=0)
+
+
+# --------------------------------------------------------------------------
+# fitting by parts: per-chunk statistics that merge into fit_codecs' result
+# --------------------------------------------------------------------------
+# fit_codecs(X) is a function of a few column statistics: minima and maxima
+# (integers, IEEE keys, float values), the fractional bits a binary grid
+# needs, and the smallest number of decimal digits valid for every row.  All
+# but the last merge by min/max; the decimal digits merge as "smallest k valid
+# for every chunk", which needs a confirming pass only when chunks disagree.
+# The verifying decode is per row, so it merges by OR.  gedenb.dask maps
+# codec_stats over row chunks, reduces with merge_codec_stats, and finishes
+# with codec_check / merge_codec_checks / settle_codecs; on one chunk the
+# result is fit_codecs's, and on any split of the rows it is the same
+# (tests/test_dask.py checks both).
+class BlockStats(NamedTuple):
+    """Column statistics of the rows seen so far, for the columns of one dtype.
+
+    ``lo``/``hi`` are the column minima and maxima (integers, as stored) or
+    the IEEE key extremes (floats).  The float64 extremes ``xmin``/``xmax``,
+    ``finite``, ``frac`` (fractional bits for a binary grid) and ``dec_k``
+    (smallest valid decimal digits, -1 for none) exist for float32/float64;
+    ``dec_exact`` says that ``dec_k`` is known to be the smallest k valid for
+    every row merged so far (otherwise it is a lower bound to confirm).
+    """
+
+    rows: int
+    lo: np.ndarray
+    hi: np.ndarray
+    finite: np.ndarray
+    xmin: np.ndarray
+    xmax: np.ndarray
+    frac: np.ndarray
+    dec_k: np.ndarray
+    dec_exact: np.ndarray
+
+
+def _blocks(X: np.ndarray) -> list:
+    """``[(columns, (n, k) homogeneous block)]`` of a validated table, one per dtype."""
+    if X.dtype.names is None:
+        return [(np.arange(X.shape[1], dtype=np.int64), X)]
+    return [(cols, _field_block(X, names)) for _, cols, names in _dtype_groups(X.dtype)]
+
+
+def _block_dtypes(dtype: np.dtype, d: int) -> list:
+    if dtype.names is None:
+        return [(np.arange(d, dtype=np.int64), dtype)]
+    return [(cols, dt) for dt, cols, _ in _dtype_groups(dtype)]
+
+
+def _block_stats(X: np.ndarray, widths: str) -> BlockStats:
+    n, d = X.shape
+    empty = np.zeros(0, dtype=np.int64)
+    if widths == "native":
+        return BlockStats(n, *(empty,) * 8)
+    if X.dtype.kind in "biu":
+        Y = X.view(np.uint8) if X.dtype == np.bool_ else X
+        return BlockStats(n, Y.min(axis=0), Y.max(axis=0), *(empty,) * 6)
+    keys = _ieee_keys(X.view(_storage_uint(X.dtype)), 8 * X.dtype.itemsize)
+    lo, hi = keys.min(axis=0), keys.max(axis=0)
+    if X.dtype.itemsize < 4:
+        return BlockStats(n, lo, hi, *(empty,) * 6)
+    finite = np.isfinite(X).all(axis=0)
+    xmin = np.zeros(d, dtype=np.float64)
+    xmax = np.zeros(d, dtype=np.float64)
+    frac = np.zeros(d, dtype=np.int64)
+    cols = np.flatnonzero(finite)
+    if cols.size:
+        x = X[:, cols].astype(np.float64)
+        xmin[cols], xmax[cols] = x.min(axis=0), x.max(axis=0)
+        m, e = np.frexp(x)
+        M = np.ldexp(m, 53).astype(np.int64)
+        low = M & -M
+        tz = np.where(M != 0, _bit_length(low.astype(np.uint64)) - 1, 53)
+        frac[cols] = np.where(M != 0, 53 - e.astype(np.int64) - tz, 0).max(axis=0)
+    k, w, _ = _decimal_candidates(X, finite)
+    dec_k = np.where(w <= 64, k, -1)
+    return BlockStats(n, lo, hi, finite, xmin, xmax, frac, dec_k, np.ones(d, dtype=bool))
+
+
+def _merge_dec(ka, ea, kb, eb):
+    """Merge "smallest valid decimal digits" of two row sets (-1: none valid)."""
+    none = (ka < 0) | (kb < 0)
+    k = np.where(none, -1, np.maximum(ka, kb))
+    return k, none | (ea & eb & (ka == kb))
+
+
+def _merge_block(a: BlockStats, b: BlockStats) -> BlockStats:
+    if a.lo.size == 0:
+        return a._replace(rows=a.rows + b.rows)
+    lo, hi = np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi)
+    if a.finite.size == 0:
+        return BlockStats(a.rows + b.rows, lo, hi, *a[3:])
+    k, exact = _merge_dec(a.dec_k, a.dec_exact, b.dec_k, b.dec_exact)
+    return BlockStats(a.rows + b.rows, lo, hi, a.finite & b.finite, np.minimum(a.xmin, b.xmin),
+                      np.maximum(a.xmax, b.xmax), np.maximum(a.frac, b.frac), k, exact)
+
+
+def _block_candidates(s: BlockStats, dtype: np.dtype, widths: str) -> Codecs:
+    """The codecs ``_fit_codecs`` proposes (before verification) from merged statistics."""
+    d = s.lo.size
+    kind = np.zeros(d, dtype=np.uint8)
+    scale = np.zeros(d, dtype=np.int64)
+    if dtype.kind in "biu":
+        u = _storage_uint(np.dtype(np.uint8) if dtype == np.bool_ else dtype)
+        return Codecs(kind, _bit_length((s.hi.view(u) - s.lo.view(u)).astype(np.uint64)),
+                      s.lo.view(u).astype(np.uint64), scale)
+    width = _bit_length(s.hi - s.lo)
+    offset = s.lo.copy()
+    kind[:] = IEEE
+    if dtype.itemsize < 4:
+        return Codecs(kind, width, offset, scale)
+    # decimal: q = rint(x * 10**k) is monotone in x, so its extremes come from the value extremes
+    dk, dw, do = np.maximum(s.dec_k, 0), np.full(d, 65, dtype=np.int64), np.zeros(d, dtype=np.uint64)
+    bk, bw, bo = np.zeros(d, dtype=np.int64), np.full(d, 65, dtype=np.int64), np.zeros(d, dtype=np.uint64)
+    with np.errstate(all="ignore"):
+        for j in np.flatnonzero(s.finite):
+            if s.dec_k[j] >= 0:
+                qmin = int(np.rint(s.xmin[j] * 10.0 ** dk[j]).astype(np.int64))
+                qmax = int(np.rint(s.xmax[j] * 10.0 ** dk[j]).astype(np.int64))
+                dw[j] = (qmax - qmin).bit_length()
+                do[j] = np.uint64(qmin & 0xFFFFFFFFFFFFFFFF)
+            k = max(int(s.frac[j]), 0)
+            big = np.ldexp(max(abs(s.xmin[j]), abs(s.xmax[j])), k)
+            if big <= _EXACT_INT and k <= 1074:
+                qmin = int(np.ldexp(s.xmin[j], k).astype(np.int64))
+                qmax = int(np.ldexp(s.xmax[j], k).astype(np.int64))
+                bw[j] = (qmax - qmin).bit_length()
+                bo[j] = np.uint64(qmin & 0xFFFFFFFFFFFFFFFF)
+                bk[j] = k
+    cands = ((DEC, (dk, dw, do)), (BIN, (bk, bw, bo)))
+    for code, (k, w, off) in cands:
+        better = w < width
+        kind[better] = code
+        width[better] = w[better]
+        offset[better] = off[better]
+        scale[better] = k[better]
+    return Codecs(kind, width, offset, scale)
+
+
+def codec_stats(X, widths: str = "narrow") -> tuple:
+    """Column statistics of one chunk of rows (see :func:`merge_codec_stats`).
+
+    Parameters
+    ----------
+    X : table
+        A chunk of rows, as accepted by :func:`fit_codecs`.
+    widths : {"narrow", "native"}
+
+    Returns
+    -------
+    tuple of BlockStats
+        One entry per dtype of the table's columns (one for a homogeneous
+        array), in the order of first appearance.
+    """
+    if widths not in ("narrow", "native"):
+        raise ValueError(f"widths must be 'narrow' or 'native', got {widths!r}")
+    return tuple(_block_stats(B, widths) for _, B in _blocks(as_table(X)))
+
+
+def merge_codec_stats(a: tuple, b: tuple) -> tuple:
+    """Statistics of the union of two row sets (associative and commutative)."""
+    return tuple(_merge_block(x, y) for x, y in zip(a, b))
+
+
+def candidate_codecs(stats: tuple, dtype, d: int, widths: str = "narrow") -> Codecs:
+    """The codecs :func:`fit_codecs` would propose for the merged rows, before its verifying decode."""
+    dtype = np.dtype(dtype)
+    if widths == "native":
+        proto = np.zeros(1, dtype=dtype) if dtype.names is not None else np.zeros((1, d), dtype=dtype)
+        return fit_codecs(proto, "native")  # the same for any data of this dtype
+    out = Codecs(np.zeros(d, dtype=np.uint8), np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.uint64),
+                 np.zeros(d, dtype=np.int64))
+    for (cols, dt), s in zip(_block_dtypes(dtype, d), stats):
+        for a, b in zip(out, _block_candidates(s, dt, widths)):
+            a[cols] = b
+    return out
+
+
+def codec_check(X, codecs: Codecs, stats: tuple) -> tuple:
+    """The verifying decode of :func:`fit_codecs` on one chunk, under proposed codecs.
+
+    Returns one ``(failed, dec_k)`` pair per dtype block: the columns whose
+    values the codecs do not give back byte for byte, and for every float
+    column whose decimal digits are not yet confirmed (``dec_exact`` false)
+    the smallest valid ``k >= dec_k`` on this chunk (-1: none).
+    """
+    X = as_table(X)
+    out = []
+    for (cols, B), s in zip(_blocks(X), stats):
+        sub = _sub_codecs(codecs, cols)
+        failed = _verification_failures(B, sub) if ((sub.kind == DEC) | (sub.kind == BIN)).any() \
+            else np.zeros(len(cols), dtype=bool)
+        dec_k = np.full(len(cols), -1, dtype=np.int64)
+        if s.finite.size:
+            dec_k[:] = s.dec_k
+            todo = np.flatnonzero(~s.dec_exact & (s.dec_k >= 0))
+            dec_k[todo] = -1
+            with np.errstate(all="ignore"):
+                for k in range(MAX_DECIMAL_DIGITS + 1):
+                    cols_k = todo[s.dec_k[todo] <= k]
+                    if cols_k.size == 0:
+                        if todo.size == 0:
+                            break
+                        continue
+                    ok = _decimal_ok(B, cols_k, k)
+                    dec_k[cols_k[ok]] = k
+                    todo = np.setdiff1d(todo, cols_k[ok], assume_unique=True)
+        out.append((failed, dec_k))
+    return tuple(out)
+
+
+def merge_codec_checks(a: tuple, b: tuple) -> tuple:
+    """Merge :func:`codec_check` results of two row sets."""
+    return tuple((fa | fb, np.where((ka < 0) | (kb < 0), -1, np.maximum(ka, kb)))
+                 for (fa, ka), (fb, kb) in zip(a, b))
+
+
+def needs_check(stats: tuple, codecs: Codecs) -> bool:
+    """Whether a :func:`codec_check` pass is needed before :func:`settle_codecs`."""
+    if ((codecs.kind == DEC) | (codecs.kind == BIN)).any():
+        return True
+    return any(s.finite.size and bool((~s.dec_exact & (s.dec_k >= 0)).any()) for s in stats)
+
+
+def settle_codecs(stats: tuple, checks, dtype, d: int, widths: str = "narrow"):
+    """Final codecs from merged statistics and merged checks.
+
+    Returns ``(codecs, stats)``: ``codecs`` is None when a decimal digit
+    count changed under the check (rare: chunks disagreed on it); then the
+    check must run again under the candidates of the returned statistics.
+    """
+    dtype = np.dtype(dtype)
+    codecs = candidate_codecs(stats, dtype, d, widths)
+    if checks is None:
+        return _frozen(codecs), stats
+    new_stats, changed = [], False
+    for s, (_, k) in zip(stats, checks):
+        if s.finite.size:
+            todo = ~s.dec_exact & (s.dec_k >= 0)
+            moved = todo & (k != s.dec_k)
+            changed |= bool(moved.any())
+            # k is the smallest valid k >= dec_k on every chunk: where all chunks agree it is exact
+            s = s._replace(dec_k=np.where(todo, k, s.dec_k), dec_exact=s.dec_exact | (todo & ~moved))
+        new_stats.append(s)
+    new_stats = tuple(new_stats)
+    if changed:
+        return None, new_stats
+    kind, width, offset, scale = (np.array(a) for a in codecs)
+    for (cols, dt), s, (failed, _) in zip(_block_dtypes(dtype, d), stats, checks):
+        if not failed.any():
+            continue
+        if dt.kind != "f":
+            raise AssertionError("integer codec failed verification; please report this bug")
+        bad = cols[failed]
+        kind[bad], scale[bad] = IEEE, 0
+        offset[bad] = s.lo[failed]
+        width[bad] = _bit_length(s.hi[failed] - s.lo[failed])
+    return _frozen(Codecs(kind, width, offset, scale)), new_stats
+
+
+def fit_codecs_chunked(chunks, widths: str = "narrow") -> Codecs:
+    """:func:`fit_codecs` of the rows of ``chunks`` stacked, fitted chunk by chunk.
+
+    The sequential form of what :func:`gedenb.dask.compress` runs as
+    map-reduce passes: statistics per chunk, merged; then the verifying
+    check per chunk under the proposed codecs, merged, repeated only while
+    chunks disagree on a column's decimal digits.  The result equals
+    ``fit_codecs`` of the stacked rows.
+
+    Parameters
+    ----------
+    chunks : sequence of tables
+        Row chunks of one table (same columns and dtype), each non-empty.
+    widths : {"narrow", "native"}
+    """
+    chunks = [as_table(c) for c in chunks]
+    if not chunks:
+        raise ValueError("expected at least one chunk")
+    dtype = chunks[0].dtype
+    d = len(dtype.names) if dtype.names is not None else chunks[0].shape[1]
+    if any(c.dtype != dtype or (c.ndim == 2 and c.shape[1] != d) for c in chunks):
+        raise ValueError("all chunks must have the same columns and dtype")
+    stats = codec_stats(chunks[0], widths)
+    for c in chunks[1:]:
+        stats = merge_codec_stats(stats, codec_stats(c, widths))
+    codecs = candidate_codecs(stats, dtype, d, widths)
+    while needs_check(stats, codecs):
+        checks = codec_check(chunks[0], codecs, stats)
+        for c in chunks[1:]:
+            checks = merge_codec_checks(checks, codec_check(c, codecs, stats))
+        final, stats = settle_codecs(stats, checks, dtype, d, widths)
+        if final is not None:
+            return final
+        codecs = candidate_codecs(stats, dtype, d, widths)
+    return _frozen(codecs)
 
 
 # --------------------------------------------------------------------------
@@ -350,9 +651,17 @@ def code_dtype(widths: np.ndarray) -> np.dtype:
 
 
 def encode_columns(X: np.ndarray, codecs: Codecs, check: bool = True) -> np.ndarray:
-    """Column codes of ``X`` under ``codecs`` (n, d), narrowest uint dtype."""
+    """Column codes of ``X`` under ``codecs`` (n, d), narrowest uint dtype.
+
+    ``X`` may be a structured table (one column per field).
+    """
     if check:
-        X = _check_table(X)
+        X = as_table(X)
+    if X.dtype.names is not None:
+        out = np.empty((X.shape[0], len(X.dtype.names)), dtype=code_dtype(codecs.width))
+        for _, cols, names in _dtype_groups(X.dtype):
+            out[:, cols] = encode_columns(_field_block(X, names), _sub_codecs(codecs, cols), check=False)
+        return out
     n, d = X.shape
     cdt = code_dtype(codecs.width)
     out = np.empty((n, d), dtype=cdt)
@@ -390,11 +699,11 @@ def encode_values(values: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
     the column's codec can represent (half to even) and clipped into the
     column's range, so that they can be stored as extra rows of the same
     width.  NaN centroids of fixed-point or integer columns become the
-    column minimum.
+    column minimum.  ``dtype`` may be structured (one field per column).
     """
-    dtype = np.dtype(dtype)
     values = np.asarray(values, dtype=np.float64)
     m, d = values.shape
+    dtypes = column_dtypes(dtype, d)
     out = np.zeros((m, d), dtype=code_dtype(codecs.width))
     hi = np.where(codecs.width >= 64, np.uint64(0xFFFFFFFFFFFFFFFF),
                   (np.uint64(1) << np.minimum(codecs.width, 63).astype(np.uint64)) - np.uint64(1))
@@ -402,6 +711,7 @@ def encode_values(values: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
         for j in range(d):
             v = values[:, j]
             k = int(codecs.kind[j])
+            dtype = dtypes[j]
             if k == IEEE:
                 u = _storage_uint(dtype)
                 x = v.astype(dtype)
@@ -436,6 +746,153 @@ def _signed_offset(offset, dtype: np.dtype) -> int:
         if o >= 1 << (nb - 1):
             o -= 1 << nb
     return o
+
+
+def column_dtypes(dtype, d: int) -> tuple:
+    """The dtype of each of the ``d`` columns: the fields of a structured dtype, else ``dtype`` ``d`` times."""
+    dtype = np.dtype(dtype)
+    if dtype.names is None:
+        return (dtype,) * d
+    return tuple(dtype.fields[name][0] for name in dtype.names)
+
+
+def _dtype_groups(dtype: np.dtype) -> list:
+    """``[(dtype, columns, names)]`` of a structured dtype: its fields grouped by dtype, in order of appearance."""
+    groups: dict = {}
+    for j, name in enumerate(dtype.names):
+        dt = dtype.fields[name][0]
+        groups.setdefault(dt, ([], []))
+        groups[dt][0].append(j)
+        groups[dt][1].append(name)
+    return [(dt, np.asarray(cols, dtype=np.int64), names) for dt, (cols, names) in groups.items()]
+
+
+def _field_block(X: np.ndarray, names) -> np.ndarray:
+    """The fields ``names`` (all of one dtype) of a structured table as a C-contiguous (n, k) array."""
+    out = np.empty((X.shape[0], len(names)), dtype=X.dtype.fields[names[0]][0])
+    for t, name in enumerate(names):
+        out[:, t] = X[name]
+    return out
+
+
+def _sub_codecs(codecs: Codecs, cols: np.ndarray) -> Codecs:
+    return Codecs(*(np.ascontiguousarray(a[cols]) for a in codecs))
+
+
+def as_float64(values: np.ndarray) -> np.ndarray:
+    """Decoded rows as a (k, d) float64 array; the fields of a structured array become its columns.
+
+    A signalling NaN widens quietly (it is exact data of a float column).
+    """
+    with np.errstate(invalid="ignore"):
+        if values.dtype.names is None:
+            return values.astype(np.float64)
+        out = np.empty((values.shape[0], len(values.dtype.names)), dtype=np.float64)
+        for j, name in enumerate(values.dtype.names):
+            out[:, j] = values[name]
+        return out
+
+
+def as_table(X) -> np.ndarray:
+    """Validate and normalise a table for compression.
+
+    Parameters
+    ----------
+    X : ndarray or mapping
+        A homogeneous (n, d) array of a supported dtype; or a mixed-dtype
+        table: a structured array of shape ``(n,)`` whose fields are scalars
+        of supported dtypes, or a dict ``{name: (n,) array}`` (fields in the
+        dict's order).  A pandas DataFrame converts with
+        ``df.to_records(index=False)`` (numeric and bool columns only).
+
+    Returns
+    -------
+    ndarray
+        The homogeneous array (C-contiguous, native byte order), or a
+        C-contiguous structured array with the same field names in the same
+        order, every field in native byte order and no padding between or
+        after the fields (``numpy.lib.recfunctions.repack_fields``).  Field
+        values are unchanged, byte for byte.
+
+    Raises
+    ------
+    TypeError
+        Not an array or mapping, a field name that is not a string, or an
+        unsupported dtype (the message names the field).
+    ValueError
+        Wrong shape, no rows or no fields, nested or subarray fields, field
+        titles, or dict entries that are not 1-D or differ in length.
+    """
+    if isinstance(X, Mapping):
+        return _from_mapping(X)
+    if isinstance(X, np.ndarray) and X.dtype.names is not None:
+        return _check_structured(X)
+    return _check_table(X)
+
+
+def _from_mapping(X: Mapping) -> np.ndarray:
+    if len(X) == 0:
+        raise ValueError("expected at least one column, got an empty mapping")
+    cols = []
+    for name, v in X.items():
+        if not isinstance(name, str):
+            raise TypeError(f"column names must be strings, got {name!r}")
+        if not name:
+            raise ValueError("column names must not be empty")
+        a = np.asarray(v)
+        if a.ndim != 1:
+            raise ValueError(f"column {name!r} must be 1-D, got shape {a.shape}")
+        if a.dtype.names is not None or a.dtype.subdtype is not None:
+            raise ValueError(f"column {name!r} must hold scalars, got dtype {a.dtype}")
+        cols.append((name, a))
+    n = {len(a) for _, a in cols}
+    if len(n) != 1:
+        raise ValueError(f"columns must have equal lengths, got {sorted(n)}")
+    try:
+        dtype = np.dtype([(name, a.dtype) for name, a in cols])
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"cannot build a table from these columns: {e}") from None
+    out = np.empty(len(cols[0][1]), dtype=dtype)
+    for name, a in cols:
+        out[name] = a
+    return _check_structured(out)
+
+
+def _check_structured(X: np.ndarray) -> np.ndarray:
+    if type(X) is not np.ndarray:  # a recarray (pandas' to_records) becomes a plain array
+        X = X.view(np.ndarray)
+    dt = X.dtype
+    if X.ndim != 1:
+        raise ValueError(f"a structured table must be 1-D (one record per row), got shape {X.shape}")
+    if not dt.names:
+        raise ValueError("expected at least one field, got a structured dtype without fields")
+    if len(dt.fields) != len(dt.names):
+        raise ValueError("fields with titles are not supported; rename the fields and drop the titles")
+    fields = []
+    for name in dt.names:
+        f = dt.fields[name][0]
+        if f.names is not None:
+            raise ValueError(f"field {name!r} is itself structured ({f}); flatten nested fields "
+                             "(numpy.lib.recfunctions.flatten_descr)")
+        if f.subdtype is not None:
+            raise ValueError(f"field {name!r} is a subarray ({f.subdtype[0]} x {f.subdtype[1]}); "
+                             "split it into scalar fields")
+        if f.byteorder == ">" and f.newbyteorder("=") in SUPPORTED_DTYPES:
+            f = f.newbyteorder("=")
+        if f not in SUPPORTED_DTYPES:
+            names = ", ".join(str(t) for t in SUPPORTED_DTYPES)
+            raise TypeError(f"field {name!r} has dtype {f}, which is not supported (supported: {names}); "
+                            "convert it, e.g. to int64 or float64")
+        fields.append((name, f))
+    if X.shape[0] == 0:
+        raise ValueError(f"expected at least one row, got shape {X.shape}")
+    packed = np.dtype(fields)
+    if dt == packed and X.flags.c_contiguous:
+        return X
+    out = np.empty(X.shape[0], dtype=packed)
+    for name in dt.names:
+        out[name] = X[name]
+    return out
 
 
 def _check_table(X) -> np.ndarray:

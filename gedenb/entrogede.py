@@ -20,10 +20,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import bits as _bits
+from . import coding as _coding
 from ._numba import njit
-from .encode import Codecs, _check_table, decode_codes, encode_columns, encode_values, fit_codecs
+from .encode import (
+    Codecs,
+    _dtype_groups,
+    _field_block,
+    as_float64,
+    as_table,
+    decode_codes,
+    encode_columns,
+    encode_values,
+    fit_codecs,
+)
 from .layout import Layout, ceil_log2, decode_rows, gather_records, make_layout
-from .sizes import SizeBreakdown, _eq1, params_bits
+from .sizes import SizeBreakdown, _eq1, fields_bytes, params_bits
 
 __all__ = [
     "MAX_ROWS",
@@ -51,9 +62,13 @@ class Compressed:
     Attributes
     ----------
     shape : (n, d)
-        Shape of the original table.
+        Shape of the original table; for a mixed-dtype (structured) table
+        ``d`` is its number of fields.
     dtype : numpy.dtype
-        Its dtype; :func:`decompress` returns exactly this.
+        Its dtype; :func:`decompress` returns exactly this.  Structured for
+        a mixed-dtype table (then :func:`decompress` returns an ``(n,)``
+        structured array); see :func:`gedenb.encode.as_table` for how its
+        byte order and padding are normalised.
     codecs : Codecs
         Per-column lossless codecs (widths sum to ``l_t``).
     base_mask : (l_t,) bool
@@ -79,6 +94,9 @@ class Compressed:
         with the constant positions only (the curve with its plateau).
     tau : int
         The plateau threshold used.
+    coded : gedenb.coding.EntropyCoded or None
+        With ``coding="entropy"``: the rANS-coded deviations (model, row
+        index, row streams); ``records`` then holds only the base IDs.
     """
 
     shape: tuple
@@ -95,6 +113,7 @@ class Compressed:
     greedy_sizes: np.ndarray
     tau: int
     layout: Layout = field(repr=False, compare=False)
+    coded: object = field(default=None, repr=False, compare=False)
 
     # --- derived sizes -------------------------------------------------------
     @property
@@ -113,6 +132,16 @@ class Compressed:
     @property
     def beta(self) -> int:
         return int(self.beta_positions.shape[0])
+
+    @property
+    def fields(self) -> tuple | None:
+        """Field names of a mixed-dtype table, in order; None for a homogeneous one."""
+        return self.dtype.names
+
+    @property
+    def coding(self) -> str:
+        """``"raw"`` (fixed-width records, the paper's) or ``"entropy"``."""
+        return "raw" if self.coded is None else "entropy"
 
     @property
     def widths(self) -> np.ndarray:
@@ -147,8 +176,8 @@ class Compressed:
 
     @property
     def raw_bytes(self) -> int:
-        """Bytes of the original array (``n * d * itemsize``)."""
-        return self.n * self.d * self.dtype.itemsize
+        """Bytes of the original array (``n * d * itemsize``; ``n * itemsize`` for a structured one)."""
+        return self.n * self.dtype.itemsize * (1 if self.dtype.names is not None else self.d)
 
     def __repr__(self) -> str:
         s = size_breakdown(self)
@@ -203,6 +232,14 @@ def _group_sums(X, labels, m):
 
 
 def _centroids(X: np.ndarray, labels: np.ndarray, m: int):
+    if X.dtype.names is not None:  # a structured table: the fields of one dtype at a time
+        sums = np.empty((m, len(X.dtype.names)), dtype=np.float64)
+        for _, cols, names in _dtype_groups(X.dtype):
+            block = _field_block(X, names)
+            s, counts = _group_sums(block.astype(np.float32) if block.dtype == np.float16 else block, labels, m)
+            sums[:, cols] = s
+        with np.errstate(invalid="ignore"):
+            return sums / counts[:, None], counts
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     sums, counts = _group_sums(X, labels, m)
@@ -290,13 +327,20 @@ def greedy_base_selection(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray
 # public API
 # --------------------------------------------------------------------------
 def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool = True,
-             widths: str = "narrow", cluster_columns=None, cluster_rule=None) -> Compressed:
+             widths: str = "narrow", cluster_columns=None, cluster_rule=None, coding: str = "raw",
+             image_shape=None) -> Compressed:
     """Compress a table with EntroGeDe (Algorithm 1).
 
     Parameters
     ----------
-    X : (n, d) ndarray
-        bool, int8-64, uint8-64 or float16/32/64; any memory order.
+    X : (n, d) ndarray, (n,) structured array or dict of (n,) arrays
+        A homogeneous table: bool, int8-64, uint8-64 or float16/32/64; any
+        memory order.  Or a mixed-dtype table: a structured array whose
+        fields are scalars of those dtypes, or a dict ``{name: column}``
+        (a pandas DataFrame via ``df.to_records(index=False)``).  Every
+        field is one column with its own codec; see
+        :func:`gedenb.encode.as_table` for the normalisation (native byte
+        order, no padding) that :func:`decompress` gives back.
     beta : int, optional
         Number of high-entropy bits used for clustering.  ``None`` skips the
         clustering phase (``m = 0``).
@@ -311,8 +355,9 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         Column codecs: the narrowest exact codec per column, or every value
         at its dtype's full width (the paper's setting for raw pixels; see
         :func:`gedenb.encode.fit_codecs`).
-    cluster_columns : sequence of int, optional
-        Columns whose bits may serve as clustering bits (default: all).
+    cluster_columns : sequence of int or str, optional
+        Columns whose bits may serve as clustering bits (default: all);
+        field names are accepted for a mixed-dtype table.
         For supervised learning leave the target out (e.g.
         ``range(d - 1)``): clusters chosen on the target's bits select on
         the outcome and bias regressions fitted to the centroids.  The
@@ -322,6 +367,15 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         bits; default :func:`cluster_positions` (Algorithm 1, lines 4-6).
         Entropies of columns outside ``cluster_columns`` are passed as 0.
         Used e.g. to cluster on low-entropy bits (the paper's Fig. 9/10).
+    coding : {"raw", "entropy"}, default "raw"
+        How deviations are stored: ``"raw"``, the paper's fixed-width
+        records; or ``"entropy"``, static rANS with context models and a row
+        index (:mod:`gedenb.coding`), still randomly accessible per row.  The
+        greedy base selection then minimises the coded size instead of Eq. 1.
+    image_shape : (H, W) or (H, W, C), optional
+        With ``coding="entropy"``: the rows are images of this shape
+        (``H * W * C == d``, row-major, channels last), so pixels are coded
+        in the context of their neighbours.
 
     Returns
     -------
@@ -330,10 +384,11 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     Raises
     ------
     TypeError
-        Unsupported dtype or not an array.
+        Unsupported dtype (of the array or of a field) or not an array.
     ValueError
-        Empty or non-2-D input, ``tau < 1``, ``beta`` out of range, or a
-        table beyond the documented limits.
+        Empty or non-2-D input (non-1-D when structured), nested or subarray
+        fields, ``tau < 1``, ``beta`` out of range, an unknown field in
+        ``cluster_columns``, or a table beyond the documented limits.
 
     Examples
     --------
@@ -345,12 +400,23 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     >>> samples, weights = gedenb.condensed(c)
     >>> samples.tolist(), weights.tolist()
     ([[1.0, 10.0], [2.0, 12.0]], [2, 2])
+
+    A mixed-dtype table:
+
+    >>> T = np.array([(1, 0.25, True), (2, 0.5, False)], dtype=[("k", "i1"), ("x", "f8"), ("b", "?")])
+    >>> c = gedenb.compress(T)
+    >>> c.fields, gedenb.decompress(c).tobytes() == T.tobytes()
+    (('k', 'x', 'b'), True)
     """
-    X = _check_table(X)
+    X = as_table(X)
     tau = _check_int(tau, "tau", lo=1)
+    if coding not in _coding.CODINGS:
+        raise ValueError(f"coding must be one of {_coding.CODINGS}, got {coding!r}")
+    if image_shape is not None and coding != "entropy":
+        raise ValueError("image_shape is used only with coding='entropy'")
     if beta is not None:
         beta = _check_int(beta, "beta", lo=1)
-    n, d = X.shape
+    n, d = (X.shape[0], len(X.dtype.names)) if X.dtype.names is not None else X.shape
     codecs = fit_codecs(X, widths)
     widths = codecs.width
     l_t = int(widths.sum())
@@ -366,7 +432,8 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     beta_pos = np.zeros(0, dtype=np.int64)
     m = 0
     if beta is not None:
-        beta_pos = _clustering_bits(cluster_rule, _mask_columns(H, widths, cluster_columns, d), widths, beta)
+        beta_pos = _clustering_bits(cluster_rule, _mask_columns(H, widths, cluster_columns, d, X.dtype.names),
+                                    widths, beta)
         labels, groups = _bits._group_by_positions(T, beta_pos, n)
         centroids, weights = _centroids(X, labels, int(groups))
         if store_condensed:
@@ -378,27 +445,45 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
                 raise ValueError(f"{n + m} rows exceed the limit of {MAX_ROWS}")
             T = _bits._transpose_bits(words, l_t) if l_t else np.zeros((0, (n + m + 63) // 64), np.uint64)
             counts = counts + _bits._position_counts(T, n, n + m)
-    s_params = params_bits(d, l_t, len(beta_pos))
-    mask, n_b, labels, sizes = greedy_base_selection(T, counts, H, n, m, tau, s_params)
+    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * fields_bytes(X.dtype)
+    if coding == "entropy":
+        shape = _coding.check_image_shape(image_shape, d)
+        all_codes = np.concatenate([codes, ccodes]) if m else codes
+        all_codes = np.ascontiguousarray(all_codes, dtype=np.uint64)
+        mask, n_b, labels, sizes = _coding.greedy_base_selection(T, counts, H, all_codes, widths, n, m, tau,
+                                                                 s_params, shape)
+    else:
+        mask, n_b, labels, sizes = greedy_base_selection(T, counts, H, n, m, tau, s_params)
     layout = make_layout(widths, mask, n_b)
     first = _first_rows(labels, n_b)
     bases = gather_records(words, first, first, 0, layout.base_runs)
-    records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits, layout.dev_runs)
+    coded = None
+    if coding == "entropy":  # records hold only the base IDs; the deviations are rANS-coded
+        records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits,
+                                 np.zeros((0, 2), dtype=np.int64))
+        coded = _coding.compress_deviations(all_codes, codecs, mask, shape, bases, layout, n_b, X.dtype)
+    else:
+        records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits, layout.dev_runs)
     for a in (mask, weights, beta_pos, H, sizes, bases, records):
         a.setflags(write=False)
     return Compressed(
         shape=(n, d), dtype=X.dtype, codecs=_frozen(codecs), base_mask=mask, n_bases=n_b,
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=bool(store_condensed) or beta is None, entropy=H, greedy_sizes=sizes,
-        tau=tau, layout=layout,
+        tau=tau, layout=layout, coded=coded,
     )
 
 
 def decompress(c: Compressed) -> np.ndarray:
-    """The original table, bit for bit (same dtype and shape)."""
+    """The original table, bit for bit (same dtype and shape).
+
+    A mixed-dtype table comes back as an ``(n,)`` structured array with the
+    dtype :func:`gedenb.encode.as_table` gave it (field names and order
+    kept, native byte order, no padding).
+    """
     _check_compressed(c)
     rows = np.arange(c.n, dtype=np.int64)
-    return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases)
+    return _decode_rows(c, rows)
 
 
 def condensed(c: Compressed):
@@ -407,7 +492,8 @@ def condensed(c: Compressed):
     Returns
     -------
     samples : (m, d) float64
-        Cluster centroids, rounded onto each column's codec grid (as stored).
+        Cluster centroids, rounded onto each column's codec grid (as stored);
+        for a mixed-dtype table column ``j`` is field ``j``.
     weights : (m,) int64
         Cluster sizes; they sum to ``n``.
 
@@ -421,9 +507,8 @@ def condensed(c: Compressed):
         raise ValueError("this table was compressed without clustering (beta=None): no condensed samples")
     if c.store_condensed:
         rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
-        vals = decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases)
-        with np.errstate(invalid="ignore"):  # a signalling NaN widens quietly
-            return vals.astype(np.float64), np.asarray(c.weights)
+        vals = _decode_rows(c, rows)
+        return as_float64(vals), np.asarray(c.weights)  # a signalling NaN widens quietly
     return recompute_condensed(decompress(c), c.codecs, c.beta_positions)
 
 
@@ -441,19 +526,32 @@ def recompute_condensed(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarra
     labels, groups = _bits._group_by_positions(T, np.asarray(beta_positions, dtype=np.int64), n)
     centroids, weights = _centroids(X, labels, int(groups))
     rounded = decode_codes(encode_values(centroids, codecs, X.dtype), codecs, X.dtype)
-    with np.errstate(invalid="ignore"):  # a signalling NaN widens quietly
-        return rounded.astype(np.float64), weights
+    return as_float64(rounded), weights  # a signalling NaN widens quietly
+
+
+def _decode_rows(c: Compressed, rows: np.ndarray, factor=None) -> np.ndarray:
+    """Rows ``rows`` (validated int64) of ``c``, whichever its coding."""
+    if c.coded is None:
+        return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, factor)
+    if c.dtype.names is not None:  # mixed dtypes: column codes, then every field through its codecs
+        return decode_codes(_coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
+                            c.dtype)
+    return _coding.decode_rows(c.coded, c.records, rows, c.dtype, factor=factor)
 
 
 def size_breakdown(c: Compressed) -> SizeBreakdown:
-    """Eq. 1 split into bases, base IDs, deviations, weights and parameters (bits)."""
+    """Eq. 1 split into bases, base IDs, deviations, weights and parameters (bits).
+
+    With ``coding="entropy"`` the deviations term is what is stored for
+    them: the coding model, the row index and the rows' rANS streams.
+    """
     N = c.n + c.m
     return SizeBreakdown(
         bases=c.n_bases * c.base_bits,
         base_ids=N * c.id_bits,
-        deviations=N * c.deviation_bits,
+        deviations=N * c.deviation_bits if c.coded is None else 8 * c.coded.nbytes,
         weights=c.m * ceil_log2(c.n),
-        params=params_bits(c.d, c.row_bits, c.beta),
+        params=params_bits(c.d, c.row_bits, c.beta) + 8 * fields_bytes(c.dtype),
     )
 
 
@@ -480,13 +578,20 @@ def _clustering_bits(rule, H: np.ndarray, widths: np.ndarray, beta: int) -> np.n
     return pos
 
 
-def _mask_columns(H: np.ndarray, widths: np.ndarray, columns, d: int) -> np.ndarray:
-    """Entropy with the positions of columns outside ``columns`` zeroed."""
+def _mask_columns(H: np.ndarray, widths: np.ndarray, columns, d: int, names=None) -> np.ndarray:
+    """Entropy with the positions of columns outside ``columns`` zeroed (field names allowed with ``names``)."""
     if columns is None:
         return H
-    cols = np.asarray(list(columns) if not isinstance(columns, np.ndarray) else columns)
+    cols = list(columns) if not isinstance(columns, np.ndarray) else columns
+    if names is not None and any(isinstance(v, str) for v in cols):
+        unknown = [v for v in cols if isinstance(v, str) and v not in names]
+        if unknown:
+            raise ValueError(f"cluster_columns: no field named {unknown[0]!r} (fields: {', '.join(names)})")
+        cols = [names.index(v) if isinstance(v, str) else v for v in cols]
+    cols = np.asarray(cols)
     if cols.ndim != 1 or cols.size == 0 or cols.dtype.kind not in "iu":
-        raise TypeError("cluster_columns must be a non-empty sequence of column indices")
+        raise TypeError("cluster_columns must be a non-empty sequence of column indices"
+                        + (" or field names" if names is not None else ""))
     if cols.min() < -d or cols.max() >= d:
         raise ValueError(f"cluster_columns must lie in [-{d}, {d})")
     keep = np.zeros(d, dtype=bool)

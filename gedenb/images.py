@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .entrogede import compress, decompress, eq1_bits
+from .entrogede import _decode_rows, compress, decompress, eq1_bits
 from .errors import FormatError
 from .layout import decode_rows
 from .transforms import get_transform
@@ -106,7 +106,8 @@ def class_ranks(class_index: np.ndarray, n_classes: int) -> np.ndarray:
     return ranks
 
 
-def compress_images(images, labels, transform="identity", tau: int = 10, widths: str = "narrow") -> ImageStore:
+def compress_images(images, labels, transform="identity", tau: int = 10, widths: str = "narrow",
+                    coding: str = "raw") -> ImageStore:
     """Compress images class by class (no clustering, m = 0).
 
     Parameters
@@ -120,6 +121,10 @@ def compress_images(images, labels, transform="identity", tau: int = 10, widths:
         Plateau threshold of Algorithm 1.
     widths : {"narrow", "native"}
         Column codecs (``"native"`` is the paper's raw-pixel setting).
+    coding : {"raw", "entropy"}
+        Deviations as the paper's raw bits, or entropy-coded with 2-D
+        neighbour contexts (``compress(..., coding="entropy",
+        image_shape=...)``; see :mod:`gedenb.coding`).
 
     Returns
     -------
@@ -132,8 +137,13 @@ def compress_images(images, labels, transform="identity", tau: int = 10, widths:
         raise ValueError("at most 65,535 classes are supported")
     cdt = np.uint8 if len(classes) <= 256 else np.uint16
     coeffs = t.forward(images)
+    shape = tuple(int(s) for s in images.shape[1:])
+    # 2-D contexts when the coefficients keep the pixels' layout (one per pixel and channel)
+    extra = {"coding": coding}
+    if coding == "entropy" and coeffs.shape[1] == int(np.prod(shape)):
+        extra["image_shape"] = shape
     parts = tuple(
-        compress(np.ascontiguousarray(coeffs[class_index == k]), beta=None, tau=tau, widths=widths)
+        compress(np.ascontiguousarray(coeffs[class_index == k]), beta=None, tau=tau, widths=widths, **extra)
         for k in range(len(classes))
     )
     ci = class_index.astype(cdt)
@@ -357,13 +367,16 @@ class ImageReader:
     @property
     def stored_bytes_per_image(self) -> float:
         """Average bytes of the file an image read touches (its record and its base)."""
-        touched = sum(p.n * (p.layout.record_bits + p.base_bits) for p in self.parts) / 8
+        touched = sum(p.n * (p.layout.record_bits + p.base_bits) if p.coded is None
+                      else 8 * p.coded.stream.shape[0] + p.n * (p.id_bits + p.base_bits) for p in self.parts) / 8
         return touched / max(len(self), 1)
 
     def _rows(self, k: int, rows: np.ndarray) -> np.ndarray:
         p = self.parts[k]
-        return decode_rows(p.records, p.bases, p.layout, p.codecs, np.ascontiguousarray(rows, dtype=np.int64),
-                           p.dtype, p.n_bases, self._factors[k])
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if p.coded is not None:
+            return _decode_rows(p, rows, self._factors[k])
+        return decode_rows(p.records, p.bases, p.layout, p.codecs, rows, p.dtype, p.n_bases, self._factors[k])
 
     def read_images(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """Decode images ``indices`` (any order, repeats, negatives allowed).

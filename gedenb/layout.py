@@ -284,6 +284,8 @@ def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: 
         If a record names a base ID ``>= n_bases`` (corrupt data).
     """
     dtype = np.dtype(dtype)
+    if dtype.names is not None:  # a mixed-dtype table: one structured record per row
+        return _decode_rows_fields(records, bases, layout, codecs, rows, dtype, n_bases, factor)
     d = len(codecs.kind)
     out = np.empty((rows.shape[0], d), dtype=dtype)
     if rows.shape[0] == 0:
@@ -315,3 +317,153 @@ def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: 
         raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
     return out
 
+
+
+# --------------------------------------------------------------------------
+# decoding rows of a mixed-dtype (structured) table
+# --------------------------------------------------------------------------
+@njit(inline="always")
+def _decode_one_fields(records, bases, rec_bits, id_bits, base_bits, n_bases, r, k, base_runs, dev_runs,
+                       widths, kind, offset, factor, sign, full, foff, fsize, out, buf, f64, u64, f32, u32):
+    """Decode record ``r`` into the bytes of output record ``k``; False if its base ID is invalid.
+
+    As :func:`_decode_one`, but every column has its own value width
+    (``sign``/``full`` per column) and its value is written little-endian
+    into ``fsize[j]`` bytes at byte ``foff[j]`` of row ``k`` of ``out``.
+    """
+    rec = r * rec_bits
+    bid = np.int64(0)
+    if id_bits > 0:
+        bid = np.int64(_get_bits(records, rec, id_bits))
+    ok = bid < n_bases
+    if not ok:
+        bid = 0
+    for w in range(buf.shape[0]):
+        buf[w] = 0
+    src = bid * base_bits
+    for t in range(base_runs.shape[0]):
+        ln = base_runs[t, 1]
+        _put_bits(buf, base_runs[t, 0], ln, _get_bits(bases, src, ln))
+        src += ln
+    src = rec + id_bits
+    for t in range(dev_runs.shape[0]):
+        ln = dev_runs[t, 1]
+        _put_bits(buf, dev_runs[t, 0], ln, _get_bits(records, src, ln))
+        src += ln
+    pos = 0
+    for j in range(widths.shape[0]):
+        w = widths[j]
+        code = np.uint64(0)
+        if w > 0:
+            code = _get_bits(buf, pos, w)
+            pos += w
+        key = code + offset[j]
+        kd = kind[j]
+        if kd == 0:  # INT
+            v = key
+        elif kd == 3:  # IEEE
+            key &= full[j]
+            if key & sign[j]:
+                v = key ^ sign[j]
+            else:
+                v = (~key) & full[j]
+        else:  # DEC / BIN: the float64 value, rounded once to the field's float type
+            if kd == 1:
+                x = np.float64(np.int64(key)) / factor[j]
+            else:
+                x = np.float64(np.int64(key)) * factor[j]
+            if fsize[j] == 4:
+                f32[0] = x
+                v = np.uint64(u32[0])
+            else:
+                f64[0] = x
+                v = u64[0]
+        o = foff[j]
+        for b in range(fsize[j]):
+            out[k, o + b] = np.uint8(v & np.uint64(0xFF))
+            v >>= np.uint64(8)
+    return ok
+
+
+@pnjit
+def _decode_fields_parallel(records, bases, rec_bits, id_bits, base_bits, n_bases, rows, base_runs, dev_runs,
+                            widths, kind, offset, factor, sign, full, foff, fsize, out):
+    nw = (widths.sum() + 63) // 64 + 1
+    nblocks = (rows.shape[0] + 63) // 64
+    bad = np.zeros(nblocks, dtype=np.int64)
+    for blk in prange(nblocks):
+        buf = np.zeros(nw, dtype=np.uint64)
+        f64 = np.zeros(1, dtype=np.float64)
+        f32 = np.zeros(1, dtype=np.float32)
+        u64 = f64.view(np.uint64)
+        u32 = f32.view(np.uint32)
+        for k in range(blk * 64, min(rows.shape[0], blk * 64 + 64)):
+            if not _decode_one_fields(records, bases, rec_bits, id_bits, base_bits, n_bases, rows[k], k,
+                                      base_runs, dev_runs, widths, kind, offset, factor, sign, full, foff, fsize,
+                                      out, buf, f64, u64, f32, u32):
+                bad[blk] += 1
+    return bad.sum()
+
+
+@pnjit
+def _decode_fields_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, rows, base_runs, dev_runs,
+                          widths, kind, offset, factor, sign, full, foff, fsize, out, buf, f64, f32):
+    # serial but compiled with parallel=True, for the reason given in _decode_rows_serial
+    u64 = f64.view(np.uint64)
+    u32 = f32.view(np.uint32)
+    bad = 0
+    for k in range(rows.shape[0]):
+        if not _decode_one_fields(records, bases, rec_bits, id_bits, base_bits, n_bases, rows[k], k, base_runs,
+                                  dev_runs, widths, kind, offset, factor, sign, full, foff, fsize, out, buf,
+                                  f64, u64, f32, u32):
+            bad += 1
+    return bad
+
+
+_FIELDS_SERIAL_COMPILED: set = set()
+
+
+def field_plan(dtype: np.dtype):
+    """``(offset, size, sign, full)`` per field of a packed structured dtype (bytes; value-bit masks)."""
+    names = dtype.names
+    foff = np.array([dtype.fields[f][1] for f in names], dtype=np.int64)
+    fsize = np.array([dtype.fields[f][0].itemsize for f in names], dtype=np.int64)
+    nb = 8 * fsize
+    sign = np.array([1 << (b - 1) for b in nb.tolist()], dtype=np.uint64)
+    full = np.array([(1 << b) - 1 for b in nb.tolist()], dtype=np.uint64)
+    return foff, fsize, sign, full
+
+
+def _decode_rows_fields(records, bases, layout, codecs, rows, dtype, n_bases, factor):
+    """:func:`decode_rows` for a structured dtype: a (k,) structured array, written byte by byte."""
+    # the kernel writes little-endian values: give the fields that byte order (native on every tested host)
+    dtype = np.dtype([(f, dtype.fields[f][0].newbyteorder("<")) for f in dtype.names])
+    out = np.empty(rows.shape[0], dtype=dtype)
+    if rows.shape[0] == 0:
+        return out
+    raw = out.view(np.uint8).reshape(rows.shape[0], dtype.itemsize)
+    foff, fsize, sign, full = field_plan(dtype)
+    if factor is None:
+        factor = codecs.factor
+    records = records if records.size else _EMPTY_STREAM
+    bases = bases if bases.size else _EMPTY_STREAM
+    args = (records, bases, layout.record_bits, layout.id_bits, layout.base_bits, int(n_bases), rows,
+            layout.base_runs, layout.dev_runs, codecs.width, codecs.kind, codecs.offset, factor, sign, full,
+            foff, fsize, raw)
+    if rows.shape[0] * len(foff) >= PARALLEL_MIN_VALUES:
+        bad = _decode_fields_parallel(*args)
+    else:
+        scratch = (np.zeros((int(codecs.width.sum()) + 63) // 64 + 1, dtype=np.uint64),
+                   np.zeros(1, dtype=np.float64), np.zeros(1, dtype=np.float32))
+        key = (records.flags.writeable, bases.flags.writeable, factor.flags.writeable, rows.flags.writeable,
+               codecs.width.flags.writeable)
+        if key in _FIELDS_SERIAL_COMPILED:
+            bad = _decode_fields_serial(*args, *scratch)
+        else:
+            with _COMPILE_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                bad = _decode_fields_serial(*args, *scratch)
+            _FIELDS_SERIAL_COMPILED.add(key)
+    if bad:
+        raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
+    return out

@@ -6,8 +6,9 @@ Eq. 1 of the paper, in bits::
 
 ``S_params`` is not left "negligible" here: it is the exact size of the
 parameters the ``.gede`` file stores (fixed header, one codec entry per
-column, the base-position mask and the beta positions), so that Eq. 1 can be
-compared honestly with the bytes on disk.
+column, the base-position mask and the beta positions, plus the field names
+and dtypes of a mixed-dtype table), so that Eq. 1 can be compared honestly
+with the bytes on disk.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from ._numba import njit
 
 __all__ = [
     "CODEC_ENTRY_BYTES",
+    "FIELD_ENTRY_BYTES",
     "FIXED_HEADER_BYTES",
     "SizeBreakdown",
     "eq1",
+    "fields_bytes",
     "params_bits",
 ]
 
@@ -30,11 +33,21 @@ FIXED_HEADER_BYTES = 96
 CODEC_ENTRY_BYTES = 16
 #: Bytes per beta (clustering) position: u32.
 BETA_ENTRY_BYTES = 4
+#: Bytes per field of a mixed-dtype table besides its name: dtype (8 bytes), name length u32.
+FIELD_ENTRY_BYTES = 12
 
 
 def params_bits(d: int, l_t: int, beta: int) -> int:
     """``S_params``: bits of the parameters stored with a table (Eq. 1)."""
     return 8 * (FIXED_HEADER_BYTES + CODEC_ENTRY_BYTES * d + (l_t + 7) // 8 + BETA_ENTRY_BYTES * beta)
+
+
+def fields_bytes(dtype) -> int:
+    """Bytes of the field list (section FLDS) of a structured dtype; 0 for a homogeneous table."""
+    names = getattr(dtype, "names", None)
+    if names is None:
+        return 0
+    return FIELD_ENTRY_BYTES * len(names) + sum(len(f.encode("utf-8")) for f in names)
 
 
 @njit(inline="always")

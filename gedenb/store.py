@@ -4,6 +4,7 @@ Layout (all integers little-endian; ``docs/FORMAT.md`` is the reference)::
 
     fixed header   96 bytes, ends with the CRC-32 of its first 92 bytes
     section CODC   one 16-byte entry per column (kind, width, scale, offset)
+    section FLDS   only for a mixed-dtype table (format 2.0): field dtypes and names
     section BMSK   base-position mask, l_t bits, MSB first, zero padded
     section BETA   beta (clustering) positions, u32 each
     section BASE   n_b bases of l_b bits: a uint64 bit stream
@@ -38,25 +39,37 @@ from pathlib import Path
 import numpy as np
 
 from . import bits as _bits
-from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs
+from . import coding as _coding
+from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64
 from .entrogede import (
     MAX_ROW_BITS,
     MAX_ROWS,
     Compressed,
     _check_compressed,
+    _decode_rows,
     recompute_condensed,
 )
 from .errors import FormatError
-from .layout import ceil_log2, decode_rows, make_layout
-from .sizes import CODEC_ENTRY_BYTES, FIXED_HEADER_BYTES
+from .layout import ceil_log2, make_layout
+from .sizes import CODEC_ENTRY_BYTES, FIELD_ENTRY_BYTES, FIXED_HEADER_BYTES
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Reader", "open", "save"]
+__all__ = ["FIELDS_FORMAT_VERSION", "FORMAT_VERSION", "MAGIC", "Reader", "open", "save"]
 
 MAGIC = b"\x89GEDE\r\n\x1a"
-#: (major, minor) written by this version; readers accept any minor of a
-#: supported major.
+#: (major, minor) written by this version for a homogeneous table; readers
+#: accept any minor of a supported major.
 FORMAT_VERSION = (1, 0)
-SUPPORTED_MAJOR = (1,)
+#: (major, minor) written for a mixed-dtype (structured) table: the FLDS
+#: section and the header dtype ``|V`` are unknown to 1.x readers, which
+#: therefore refuse such a file by its major version (docs/FORMAT.md).
+FIELDS_FORMAT_VERSION = (2, 0)
+#: (major, minor) written for a table with entropy-coded deviations
+#: (``coding="entropy"``): flag ENTROPY and sections MODL, RIDX, ROWS, which
+#: 1.x and 2.x readers would misread, so they refuse the file by its major.
+ENTROPY_FORMAT_VERSION = (3, 0)
+SUPPORTED_MAJOR = (1, 2, 3)
+#: The newest minor this reader knows, per major.
+_KNOWN_MINOR = {1: FORMAT_VERSION[1], 2: FIELDS_FORMAT_VERSION[1], 3: ENTROPY_FORMAT_VERSION[1]}
 
 _HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
 assert _HEADER.size == FIXED_HEADER_BYTES
@@ -69,8 +82,14 @@ _SECTION = struct.Struct("<4sIQ")
 _CODEC = np.dtype([("kind", "<u1"), ("width", "<u1"), ("scale", "<i2"), ("reserved", "<u4"), ("offset", "<u8")])
 assert _CODEC.itemsize == CODEC_ENTRY_BYTES
 _TAGS = (b"CODC", b"BMSK", b"BETA", b"BASE", b"RECS", b"WGHT")
+_FIELDS_TAG = b"FLDS"
+#: Header dtype of a mixed-dtype table (the field dtypes are in FLDS).
+_STRUCT_DTYPE = b"|V"
 _FLAG_CONDENSED = 1
 _FLAG_CLUSTERED = 2
+_FLAG_ENTROPY = 4
+#: Sections of entropy-coded deviations (format 3.x), after WGHT.
+_CODED_TAGS = (b"MODL", b"RIDX", b"ROWS")
 _DTYPE_NAMES = {np.dtype(t).newbyteorder("<").str.encode(): np.dtype(t) for t in SUPPORTED_DTYPES}
 #: First bytes of an image container (gedenb.images), which :func:`open` hands to ImageReader.
 _IMAGES_MAGIC = b"\x89GEDI\r\n\x1a"
@@ -95,7 +114,30 @@ def _sections(c: Compressed) -> list:
         weights = np.zeros(0, dtype=np.uint64)
     le = lambda a: np.ascontiguousarray(a, dtype="<u8")  # noqa: E731 - no copy when already so
     payloads = (codec.tobytes(), mask, beta, le(c.bases), le(c.records), le(weights))
-    return list(zip(_TAGS, payloads))
+    out = list(zip(_section_tags(c.dtype.names is not None), _with_fields(c.dtype, payloads)))
+    if c.coded is not None:  # format 3.x: the entropy-coded deviations
+        k = c.coded
+        out += [(b"MODL", _coding.model_to_bytes(k.model, k.off_bits)),
+                (b"RIDX", np.concatenate([le(k.block_off), le(k.row_off)])), (b"ROWS", k.stream)]
+    return out
+
+
+def _section_tags(structured: bool) -> tuple:
+    """Section tags in file order: FLDS follows CODC in a mixed-dtype table."""
+    return _TAGS[:1] + (_FIELDS_TAG,) + _TAGS[1:] if structured else _TAGS
+
+
+def _with_fields(dtype: np.dtype, payloads: tuple) -> tuple:
+    if dtype.names is None:
+        return payloads
+    return payloads[:1] + (_fields_payload(dtype),) + payloads[1:]
+
+
+def _fields_payload(dtype: np.dtype) -> bytes:
+    """FLDS: d dtype strings (8 bytes, NUL-padded), d name lengths (u32), the UTF-8 names."""
+    names = [f.encode("utf-8") for f in dtype.names]
+    dts = b"".join(dtype.fields[f][0].newbyteorder("<").str.encode().ljust(8, b"\0") for f in dtype.names)
+    return dts + np.asarray([len(b) for b in names], dtype="<u4").tobytes() + b"".join(names)
 
 
 def _check_writable(c: Compressed) -> None:
@@ -113,7 +155,7 @@ def _check_writable(c: Compressed) -> None:
         problems.append("base mask does not have l_t entries")
     if not 1 <= n_b <= n + m:
         problems.append(f"n_b={n_b} not in [1, n + m]")
-    rec_bits = ceil_log2(n_b) + l_t - l_b
+    rec_bits = ceil_log2(n_b) + (l_t - l_b if c.coded is None else 0)
     if np.asarray(c.bases).size != (n_b * l_b + 63) // 64:
         problems.append("bases stream has the wrong length")
     if np.asarray(c.records).size != ((n + m) * rec_bits + 63) // 64:
@@ -123,6 +165,15 @@ def _check_writable(c: Compressed) -> None:
     beta = np.asarray(c.beta_positions, dtype=np.int64)
     if beta.size and (beta.min() < 0 or beta.max() >= l_t or np.unique(beta).size != beta.size):
         problems.append("beta positions must be distinct row positions")
+    names = np.dtype(c.dtype).names
+    if names is not None:
+        fdt = [np.dtype(c.dtype).fields[f][0] for f in names]
+        if len(names) != c.d or any(not f for f in names):
+            problems.append(f"{len(names)} fields for d={c.d} columns, or an empty field name")
+        if any(f.newbyteorder("=") not in SUPPORTED_DTYPES for f in fdt):
+            problems.append("a field of unsupported dtype")
+    elif np.dtype(c.dtype).newbyteorder("=") not in SUPPORTED_DTYPES:
+        problems.append(f"unsupported dtype {c.dtype}")
     if problems:
         raise ValueError("cannot write this Compressed: " + "; ".join(problems))
 
@@ -130,10 +181,17 @@ def _check_writable(c: Compressed) -> None:
 def _header(c: Compressed, total: int) -> bytes:
     # without clustering there is nothing to recompute: the file says "condensed" (as compress does)
     flags = (_FLAG_CONDENSED if c.store_condensed or not c.beta else 0) | (_FLAG_CLUSTERED if c.beta else 0)
+    structured = np.dtype(c.dtype).names is not None
+    major, minor = FIELDS_FORMAT_VERSION if structured else FORMAT_VERSION
+    if c.coded is not None:
+        major, minor = ENTROPY_FORMAT_VERSION
+        flags |= _FLAG_ENTROPY
+    dtype = _STRUCT_DTYPE if structured else np.dtype(c.dtype).newbyteorder("<").str.encode()
+    nsec = len(_section_tags(structured)) + (len(_CODED_TAGS) if c.coded is not None else 0)
     fields = (
-        MAGIC, FORMAT_VERSION[0], FORMAT_VERSION[1], flags,
+        MAGIC, major, minor, flags,
         c.n, c.m, c.d, c.row_bits, c.n_bases, c.beta, c.tau,
-        np.dtype(c.dtype).newbyteorder("<").str.encode().ljust(8, b"\0"), len(_TAGS), 0, total, 0, 0, 0,
+        dtype.ljust(8, b"\0"), nsec, 0, total, 0, 0, 0,
     )
     raw = _HEADER.pack(*fields)
     return raw[:-4] + struct.pack("<I", zlib.crc32(raw[:-4]))
@@ -274,6 +332,60 @@ def _crc(buf, start: int, nbytes: int) -> int:
         return zlib.crc32(view[start:start + nbytes])
 
 
+def _parse_fields(raw: bytes, d: int) -> np.dtype:
+    """The structured dtype described by a FLDS payload (see :func:`_fields_payload`)."""
+    fixed = FIELD_ENTRY_BYTES * d
+    if len(raw) < fixed:
+        raise FormatError(f"FLDS: {len(raw)} bytes, expected at least {fixed} for d={d} fields")
+    lengths = np.frombuffer(raw, dtype="<u4", count=d, offset=8 * d).astype(np.int64)
+    if int(lengths.sum()) != len(raw) - fixed:
+        raise FormatError(f"FLDS: field names of {int(lengths.sum())} bytes in total, "
+                          f"the section holds {len(raw) - fixed}")
+    ends = fixed + np.cumsum(lengths)
+    names, dtypes = [], []
+    for j in range(d):
+        try:
+            name = raw[int(ends[j] - lengths[j]):int(ends[j])].decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"FLDS: the name of field {j} is not valid UTF-8") from None
+        if not name:
+            raise FormatError(f"FLDS: field {j} has an empty name")
+        code = raw[8 * j:8 * j + 8]
+        dt = _DTYPE_NAMES.get(code.rstrip(b"\0"))
+        if dt is None:
+            raise FormatError(f"FLDS: field {name!r} has unsupported dtype {code!r}")
+        names.append(name)
+        dtypes.append(dt)
+    if len(set(names)) != d:
+        dup = next(f for f in names if names.count(f) > 1)
+        raise FormatError(f"FLDS: field name {dup!r} repeated")
+    try:
+        dtype = np.dtype(list(zip(names, dtypes)))
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"FLDS: the fields do not form a NumPy dtype: {e}") from None
+    if dtype.names != tuple(names):
+        raise FormatError("FLDS: NumPy does not accept these field names as given")
+    return dtype
+
+
+def _check_codecs(kind, width, offset, dtype: np.dtype, where: str) -> None:
+    """CODC entries of the columns of one dtype against that dtype (``where`` names them in messages)."""
+    nbits = 1 if dtype == np.bool_ else 8 * dtype.itemsize
+    if dtype.kind in "biu" and (kind != INT).any():
+        raise FormatError(f"CODC: non-integer codec in {where}")
+    if dtype.kind == "f" and (kind == INT).any():
+        raise FormatError(f"CODC: integer codec in {where}")
+    if dtype.itemsize < 4 and ((kind == DEC) | (kind == BIN)).any():
+        raise FormatError(f"CODC: fixed-point codec in {where} (only float32/float64 use them)")
+    whole = (kind == INT) | (kind == IEEE)
+    if (whole & (width > nbits)).any():
+        raise FormatError(f"CODC: a column is wider than the {nbits} bits of {dtype}")
+    if nbits < 64 and (whole & (offset >> np.uint64(nbits) != 0)).any():
+        raise FormatError(f"CODC: a column offset does not fit the {nbits} bits of {dtype}")
+    if dtype == np.bool_ and (offset + (np.uint64(1) << width.astype(np.uint64)) - np.uint64(1) > 1).any():
+        raise FormatError("CODC: a bool column could decode to a value other than 0 or 1")
+
+
 def _parse(buf, verify: bool):
     """Validate the file in ``buf`` (bytes or mmap) and map it as a Compressed.
 
@@ -293,21 +405,33 @@ def _parse(buf, verify: bool):
         raise FormatError(
             f"header: file format version {major}.{minor} is not supported; "
             f"this gedenb reads major version(s) {', '.join(map(str, SUPPORTED_MAJOR))} "
-            f"(any minor), and writes {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+            f"(any minor), and writes {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]} "
+            f"({FIELDS_FORMAT_VERSION[0]}.{FIELDS_FORMAT_VERSION[1]} for mixed-dtype tables, "
+            f"{ENTROPY_FORMAT_VERSION[0]}.{ENTROPY_FORMAT_VERSION[1]} for entropy-coded deviations)"
         )
     if zlib.crc32(head[:-4]) != crc:
         raise FormatError("header: checksum mismatch (the file is corrupt)")
     if total != size:
         raise FormatError(f"header: file should have {total} bytes but has {size} (truncated or extended)")
-    newer = minor > FORMAT_VERSION[1]  # a later minor may add sections and use reserved fields
+    newer = minor > _KNOWN_MINOR[major]  # a later minor may add sections and use reserved fields
+    structured = dt.rstrip(b"\0") == _STRUCT_DTYPE
     dtype = _DTYPE_NAMES.get(dt.rstrip(b"\0"))
-    if dtype is None:
+    if structured and major < 2:
+        raise FormatError(f"header: dtype {_STRUCT_DTYPE.decode()} (a mixed-dtype table) needs format 2.x, "
+                          f"the file says {major}.{minor}")
+    if dtype is None and not structured:
         raise FormatError(f"header: unsupported dtype {dt!r}")
-    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED):
+    tags_in_order = _section_tags(structured)
+    entropy = bool(flags & _FLAG_ENTROPY)
+    if entropy != (major == ENTROPY_FORMAT_VERSION[0]):
+        raise FormatError(f"header: the ENTROPY flag is set exactly in format {ENTROPY_FORMAT_VERSION[0]}.x files")
+    if entropy:
+        tags_in_order = tags_in_order + _CODED_TAGS
+    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY):
         raise FormatError(f"header: unknown flags {flags:#x}")
-    if nsec < len(_TAGS) or (nsec != len(_TAGS) and not newer) \
+    if nsec < len(tags_in_order) or (nsec != len(tags_in_order) and not newer) \
             or nsec > (size - FIXED_HEADER_BYTES) // _SECTION.size:
-        raise FormatError(f"header: {nsec} sections (expected {len(_TAGS)})")
+        raise FormatError(f"header: {nsec} sections (expected {len(tags_in_order)})")
     if not newer and (r0 or r1 or r2):
         raise FormatError("header: reserved fields must be zero")
     if not 1 <= n <= MAX_ROWS or m > n or n + m > MAX_ROWS:
@@ -331,7 +455,7 @@ def _parse(buf, verify: bool):
     # --- section framing: fixed order, lengths within the file ------------------
     sections = {}
     pos = FIXED_HEADER_BYTES
-    tags = _TAGS + (None,) * (nsec - len(_TAGS))
+    tags = tags_in_order + (None,) * (nsec - len(tags_in_order))
     for tag in tags:
         name = tag.decode() if tag else "extension section"
         if pos + _SECTION.size > size:
@@ -346,7 +470,7 @@ def _parse(buf, verify: bool):
         if any(bytes(buf[start + nbytes:start + nbytes + pad])):
             raise FormatError(f"{name}: padding bytes must be zero")
         if tag is None:
-            if got in _TAGS:
+            if got in _TAGS or got == _FIELDS_TAG or got in _CODED_TAGS:
                 raise FormatError(f"{got.decode()}: section repeated")
             if verify and _crc(buf, start, nbytes) != scrc:
                 raise FormatError(f"{got!r}: checksum mismatch (the file is corrupt)")
@@ -383,20 +507,15 @@ def _parse(buf, verify: bool):
         raise FormatError(f"CODC: column widths sum to {int(width.sum())}, the header says l_t={l_t}")
     if (codec["reserved"] != 0).any() or ((kind != DEC) & (kind != BIN) & (scale != 0)).any():
         raise FormatError("CODC: reserved fields must be zero")
-    nbits = 1 if dtype == np.bool_ else 8 * dtype.itemsize
-    if dtype.kind in "biu" and (kind != INT).any():
-        raise FormatError(f"CODC: non-integer codec in a {dtype} table")
-    if dtype.kind == "f" and (kind == INT).any():
-        raise FormatError(f"CODC: integer codec in a {dtype} table")
-    if dtype.itemsize < 4 and ((kind == DEC) | (kind == BIN)).any():
-        raise FormatError(f"CODC: fixed-point codec in a {dtype} table (only float32/float64 use them)")
-    whole = (kind == INT) | (kind == IEEE)
-    if (whole & (width > nbits)).any():
-        raise FormatError(f"CODC: a column is wider than the {nbits} bits of {dtype}")
-    if nbits < 64 and (whole & (offset >> np.uint64(nbits) != 0)).any():
-        raise FormatError(f"CODC: a column offset does not fit the {nbits} bits of {dtype}")
-    if dtype == np.bool_ and (offset + (np.uint64(1) << width.astype(np.uint64)) - np.uint64(1) > 1).any():
-        raise FormatError("CODC: a bool column could decode to a value other than 0 or 1")
+    if structured:  # FLDS: the fields' names and dtypes; CODC is checked against each field's dtype
+        dtype = _parse_fields(payload(_FIELDS_TAG), d)
+        groups = [(dt, np.flatnonzero([dtype.fields[f][0] == dt for f in dtype.names]),
+                   f"the {dt} field(s) " + ", ".join(repr(f) for f in dtype.names if dtype.fields[f][0] == dt))
+                  for dt in dict.fromkeys(dtype.fields[f][0] for f in dtype.names)]
+    else:
+        groups = [(dtype, slice(None), f"a {dtype} table")]
+    for dt, cols, where in groups:
+        _check_codecs(kind[cols], width[cols], offset[cols], dt, where)
     if ((kind == DEC) & ((scale < 0) | (scale > 9))).any() or ((kind == BIN) & ((scale < 0) | (scale > 1074))).any():
         raise FormatError("CODC: fixed-point scale out of range (decimal 0..9, binary 0..1074)")
     codecs = Codecs(*_frozen(kind, width, offset, scale))
@@ -411,12 +530,12 @@ def _parse(buf, verify: bool):
     if l_b < 64 and n_b > 1 << l_b:
         raise FormatError(f"BMSK: {l_b} base bits cannot give n_b={n_b} distinct bases")
     id_bits = ceil_log2(n_b)
-    rec_bits = id_bits + l_t - l_b
+    rec_bits = id_bits + (0 if entropy else l_t - l_b)  # entropy-coded: RECS holds only the base IDs
     expect(b"BETA", 4 * beta)
     beta_pos = np.frombuffer(payload(b"BETA"), dtype="<u4").astype(np.int64)
     if beta_pos.size and (beta_pos.max() >= l_t or np.unique(beta_pos).size != beta_pos.size):
         raise FormatError(f"BETA: positions out of range [0, {l_t}) or repeated")
-    if beta and rec_bits == 0:
+    if beta and rec_bits == 0 and l_b == l_t:
         raise FormatError("BETA: clustering positions in a table whose rows are all equal")
 
     # --- the streams: sizes first, then checksums and contents ----------------
@@ -449,11 +568,23 @@ def _parse(buf, verify: bool):
             raise FormatError(f"RECS: a record names base ID {bad} >= n_b={n_b}")
 
     layout = make_layout(width, mask, n_b)
+    coded = None
+    if entropy:
+        ridx_start, ridx_bytes, ridx_crc = sections[b"RIDX"]
+        rows_start, rows_bytes, rows_crc = sections[b"ROWS"]
+        if verify and (_crc(buf, ridx_start, ridx_bytes) != ridx_crc or _crc(buf, rows_start, rows_bytes) != rows_crc):
+            raise FormatError("RIDX/ROWS: checksum mismatch (the file is corrupt)")
+        if ridx_bytes % 8:
+            raise FormatError(f"RIDX: {ridx_bytes} bytes, not whole 64-bit words")
+        coded = _coding.coded_from_file(
+            payload(b"MODL"), np.frombuffer(buf, dtype="<u8", count=ridx_bytes // 8, offset=ridx_start),
+            np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(d),
+            int(n + m), bases, layout, int(n_b), dtype, verify)
     compressed = Compressed(
         shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=condensed_flag, entropy=np.zeros(0),
-        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout,
+        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded,
     )
     _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
     return compressed, (int(major), int(minor))
@@ -570,7 +701,8 @@ class Reader:
 
         Returns
         -------
-        (k, d) ndarray of the table's dtype, rows in the order asked for.
+        (k, d) ndarray of the table's dtype, rows in the order asked for;
+        for a mixed-dtype table a (k,) structured array (one record per row).
 
         Raises
         ------
@@ -587,12 +719,13 @@ class Reader:
         c = self._c()
         rows = _row_indices(indices, c.n)
         try:
-            return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, self._factor)
+            return _decode_rows(c, rows, self._factor)
         except FormatError as e:
             raise FormatError(f"RECS: {e} [{self.path}]") from None
 
     def __getitem__(self, indices) -> np.ndarray:
-        """``r[i]`` is row ``i`` (1-D); ``r[idx]`` and ``r[a:b]`` are 2-D, as :meth:`read_rows`."""
+        """``r[i]`` is row ``i`` (1-D, or one ``numpy.void`` record of a mixed-dtype table); ``r[idx]`` and
+        ``r[a:b]`` are as :meth:`read_rows`."""
         if isinstance(indices, tuple):
             raise TypeError("a Reader indexes rows only: use r[rows] and select columns from the result")
         if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
@@ -616,11 +749,10 @@ class Reader:
             if c.store_condensed:
                 rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
                 try:
-                    vals = decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases,
-                                       self._factor)
+                    vals = _decode_rows(c, rows, self._factor)
                 except FormatError as e:
                     raise FormatError(f"RECS: {e} [{self.path}]") from None
-                return vals.astype(np.float64), np.array(c.weights)
+                return as_float64(vals), np.array(c.weights)
             return recompute_condensed(self.read_rows(slice(None)), c.codecs, c.beta_positions)
 
     def _close_map(self) -> None:
@@ -728,9 +860,15 @@ def open(path, verify: bool = True) -> Reader:  # noqa: A001 - mirrors the built
     -------
     Reader
         Or a :class:`gedenb.images.ImageReader` when the file is an image
-        container written from a :class:`gedenb.images.ImageStore`.
+        container written from a :class:`gedenb.images.ImageStore`, or a
+        :class:`gedenb.sharded.ShardedReader` when ``path`` is the folder of
+        a sharded store (written by :func:`gedenb.dask.compress`).
     """
     p = Path(os.fspath(path))
+    if p.is_dir() and (p / "manifest.json").is_file():
+        from .sharded import ShardedReader
+
+        return ShardedReader(p, verify=verify)
     if p.is_file():
         with p.open("rb") as f:
             magic = f.read(len(MAGIC))

@@ -655,7 +655,7 @@ def test_unverified_open_skips_stream_checksums(fuzz_dir, tmp_path):
 def test_unknown_major_version_names_both_versions(fuzz_dir, tmp_path):
     folder, files = fuzz_dir
     h, secs, _ = parse(files["f64_stored.gede"][1])
-    for major, fix in ((2, True), (2, False), (0, True), (65535, True)):
+    for major, fix in ((4, True), (4, False), (0, True), (65535, True)):
         h2 = dict(h, major=major, minor=3)
         path = tmp_path / f"v{major}.gede"
         path.write_bytes(build(h2, secs, fix_crc=fix))
@@ -664,7 +664,7 @@ def test_unknown_major_version_names_both_versions(fuzz_dir, tmp_path):
         msg = str(e.value)
         assert msg.startswith("header:")
         assert f"version {major}.3 is not supported" in msg
-        assert "reads major version(s) 1" in msg and "writes 1.0" in msg
+        assert "reads major version(s) 1, 2" in msg and "writes 1.0" in msg and "2.0 for mixed-dtype" in msg
 
 
 def test_later_minor_version_is_accepted(fuzz_dir, tmp_path):

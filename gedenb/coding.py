@@ -1,0 +1,1008 @@
+"""Entropy-coded deviations with per-row random access (``coding="entropy"``).
+
+The GeDe split is kept: every row is a base ID plus a deviation, the bases
+are stored as in the paper, and condensed samples are rows like any other.
+What changes is how the deviation is stored.  Instead of its ``l_d`` raw
+bits, each row's deviation values -- per column, the column's deviation
+bits read as one small integer, cut into digits of at most 8 bits (most
+significant first) -- are coded with static rANS (:mod:`gedenb.rans`).
+
+Every digit ("symbol") has a *slot* (its column and digit) and is coded with
+a frequency table chosen by the slot and a *context* computed from symbols
+already decoded in the same row, so each row still decodes on its own:
+
+``scheme "image"`` (:func:`gedenb.images.compress_images`, or
+    ``compress(..., image_shape=(H, W, C))``)
+    all pixels share tables; the context of a pixel's top digit is the
+    quantised full code (3 levels: ``< e1``, ``< e2``, else) of its left,
+    upper, upper-left and upper-right neighbours (81 contexts), as the
+    gradient contexts of JPEG-LS / CALIC; lower digits use three neighbours
+    and the top bit of the digit above.
+``scheme "table"`` (plain tables)
+    every slot has its own tables; per slot the compressor picks, by the
+    size it would produce, raw (uniform) digits, one table, or a context
+    from the digit above in the same column and / or the top digit of one
+    of the two previous columns, quantised to 2-16 levels.
+
+Rows are byte-aligned rANS streams; a row index (one 64-bit offset per
+block of 64 rows plus a fixed-width offset per row inside its block) finds
+any row in O(1).  The model (frequency tables, quantised to ``2**12``) is
+stored in the file and counted in every size.
+
+:func:`fit` builds the model and :func:`estimate_bits` the size it gives,
+which the greedy base selection (:func:`greedy_base_selection`, the entropy
+generalisation of Eq. 1) minimises; :func:`encode` writes the rows,
+:func:`decode_rows` reads them back.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from numba.core.errors import NumbaPerformanceWarning
+
+from . import bits as _bits
+from . import rans as _r
+from .encode import output_views
+from .errors import FormatError
+from .layout import ceil_log2
+
+__all__ = [
+    "BLOCK_ROWS",
+    "CODINGS",
+    "EntropyCoded",
+    "EntropyModel",
+    "MAX_BASE_CODES",
+    "MAX_TABLES",
+    "decode_rows",
+    "encode",
+    "estimate_bits",
+    "fit",
+    "greedy_base_selection",
+    "model_from_bytes",
+    "model_to_bytes",
+]
+
+CODINGS = ("raw", "entropy")
+#: Context schemes: per-slot tables (0); images with the left, upper, upper-left and upper-right
+#: neighbours (1), with the left and upper neighbours only (2), without neighbours (3).
+#: Schemes 4 and 5 are 1 and 2 plus zero runs (one digit per column only; see rans._run_events).
+SCHEME_TABLE, SCHEME_IMAGE, SCHEME_IMAGE_WN, SCHEME_IMAGE_FLAT, SCHEME_IMAGE_RUNS, SCHEME_IMAGE_WN_RUNS = range(6)
+IMAGE_SCHEMES = (SCHEME_IMAGE, SCHEME_IMAGE_WN, SCHEME_IMAGE_FLAT, SCHEME_IMAGE_RUNS, SCHEME_IMAGE_WN_RUNS)
+RUN_SCHEMES = (SCHEME_IMAGE_RUNS, SCHEME_IMAGE_WN_RUNS)
+_BASE_SCHEME = {SCHEME_IMAGE_RUNS: SCHEME_IMAGE, SCHEME_IMAGE_WN_RUNS: SCHEME_IMAGE_WN}
+#: Rows per block of the row index.
+BLOCK_ROWS = 64
+#: Most frequency tables one model may have (each costs 16 KiB to decode with).
+MAX_TABLES = 4096
+#: Most entries ``n_b * d`` of the base-code table a decoder builds.
+MAX_BASE_CODES = 1 << 24
+#: Bytes of the fixed part of a serialised model (section MODL).
+MODEL_HEADER_BYTES = 64
+#: Bytes per slot record of the table scheme.
+SLOT_RECORD_BYTES = 12
+#: Version of the MODL payload.
+MODEL_VERSION = 1
+#: Average bytes a row's rANS stream costs beyond its symbols' information
+#: (the 4-byte flushed state minus the 23 bits it starts with, plus rounding).
+ROW_OVERHEAD_BYTES = 3.5
+_Z = _r.K_REFS  # references per slot
+
+
+class EntropyModel(NamedTuple):
+    """A fitted coding model: what section MODL stores plus what derives from it.
+
+    Attributes
+    ----------
+    scheme : int
+        ``0`` table, ``1`` image.
+    image_shape : (H, W, C)
+        Image scheme only (zeros otherwise).
+    e1, e2 : int
+        Level thresholds of the image scheme.
+    slot_col, slot_bits, slot_lowshift, slot_last : (S,) int64
+        Column, bits and position (shift inside the deviation value) of every
+        digit, and whether it is its column's last digit.
+    slot_table : (S,) int64
+        First frequency table of the slot, ``-1`` for uniform (raw) digits.
+    refs, shifts, nlev : (S, 4) int64
+        Context references into a row's level buffer, right shifts and
+        radices; unused references point at the zero entry with radix 1.
+    alphabet : (T,) int64
+        Alphabet size of every table.
+    freqs : (T, 256) int32
+        Quantised frequencies (each non-empty table sums to ``2**12``).
+    col_dmask : (d,) uint64
+        Deviation bits inside every column's code.
+    col_dshift : (d,) int64
+        Their shift when contiguous, else -1.
+    """
+
+    scheme: int
+    image_shape: tuple
+    e1: int
+    e2: int
+    slot_col: np.ndarray
+    slot_bits: np.ndarray
+    slot_lowshift: np.ndarray
+    slot_last: np.ndarray
+    slot_table: np.ndarray
+    refs: np.ndarray
+    shifts: np.ndarray
+    nlev: np.ndarray
+    alphabet: np.ndarray
+    freqs: np.ndarray
+    col_dmask: np.ndarray
+    col_dshift: np.ndarray
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.slot_col.shape[0])
+
+    @property
+    def n_tables(self) -> int:
+        return int(self.alphabet.shape[0])
+
+
+class EntropyCoded(NamedTuple):
+    """The entropy-coded deviations of a table (part of a :class:`gedenb.Compressed`).
+
+    Attributes
+    ----------
+    model : EntropyModel
+    stream : (bytes,) uint8
+        The rows' rANS streams, back to back.
+    block_off : (ceil(N / 64) + 1,) uint64
+        Byte offset of every block of 64 rows; the last entry is the stream length.
+    row_off : uint64 bit stream
+        Offset of every row inside its block, ``off_bits`` bits each.
+    off_bits : int
+    dtab : uint32
+        Decoding lookup tables (derived from the model).
+    base_codes : (n_b, d) uint64
+        Column codes of every base (derived from the bases).
+    pre_cols : int64
+        Columns without deviation bits (their levels come from the base).
+    sp, cp, meta : int64; fp : int32
+        The model, codecs and scalars packed for the decoding kernels
+        (``fp``: the compact slot parameters of the image fast path)
+        (:mod:`gedenb.rans`); ``cp_codes`` and ``meta_codes`` decode to
+        column codes instead of values (mixed-dtype tables).
+    factor : float64
+        The codecs' fixed-point factors.
+    """
+
+    model: EntropyModel
+    stream: np.ndarray
+    block_off: np.ndarray
+    row_off: np.ndarray
+    off_bits: int
+    dtab: np.ndarray
+    base_codes: np.ndarray
+    pre_cols: np.ndarray
+    sp: np.ndarray
+    cp: np.ndarray
+    meta: np.ndarray
+    cp_codes: np.ndarray
+    meta_codes: np.ndarray
+    factor: np.ndarray
+    fp: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of model, row index and row streams as stored."""
+        return len(model_to_bytes(self.model, self.off_bits)) + index_bytes(self) + int(self.stream.shape[0])
+
+
+# --------------------------------------------------------------------------
+# slots: the digits of a row under a base mask
+# --------------------------------------------------------------------------
+def _column_masks(widths: np.ndarray, base_mask: np.ndarray):
+    """Per column: deviation-bit mask inside its code, contiguous shift (or -1), bit count."""
+    widths = np.asarray(widths, dtype=np.int64)
+    d = widths.shape[0]
+    dmask = np.zeros(d, dtype=np.uint64)
+    dshift = np.full(d, -1, dtype=np.int64)
+    dw = np.zeros(d, dtype=np.int64)
+    start = 0
+    for j, w in enumerate(widths.tolist()):
+        m = 0
+        for p in range(w):
+            if not base_mask[start + p]:
+                m |= 1 << (w - 1 - p)
+        start += w
+        dmask[j] = m
+        cnt = bin(m).count("1")
+        dw[j] = cnt
+        if m:
+            low = (m & -m).bit_length() - 1
+            if m >> low == (1 << cnt) - 1:
+                dshift[j] = low
+    return dmask, dshift, dw
+
+
+def _slots(dw: np.ndarray):
+    """Digits of every column with deviation bits: (col, bits, lowshift, last, digit index)."""
+    cols, bits, low, last, tix = [], [], [], [], []
+    for j, w in enumerate(dw.tolist()):
+        if w == 0:
+            continue
+        nd = (w + 7) // 8
+        for t in range(nd):
+            cols.append(j)
+            bits.append(w - 8 * (nd - 1) if t == 0 else 8)
+            low.append(8 * (nd - 1 - t))
+            last.append(1 if t == nd - 1 else 0)
+            tix.append(t)
+    a = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+    return a(cols), a(bits), a(low), a(last), a(tix)
+
+
+def _image_refs(shape, slot_col, slot_bits, slot_low, slot_tix, d):
+    """References, shifts, radices and table groups of the image scheme."""
+    H, W, C = shape
+    S = slot_col.shape[0]
+    zero = S + d
+    refs = np.full((S, _Z), zero, dtype=np.int64)
+    shifts = np.zeros((S, _Z), dtype=np.int64)
+    nlev = np.ones((S, _Z), dtype=np.int64)
+    group = np.zeros(S, dtype=np.int64)
+    cols = slot_col
+    c = cols % C
+    x = (cols // C) % W
+    y = cols // (C * W)
+
+    def at(yy, xx):
+        ok = (yy >= 0) & (xx >= 0) & (xx < W)
+        return np.where(ok, S + (yy * W + xx) * C + c, zero)
+
+    Wn, Nn, NWn, NEn = at(y, x - 1), at(y - 1, x), at(y - 1, x - 1), at(y - 1, x + 1)
+    top = slot_tix == 0
+    refs[:, 0], refs[:, 1], refs[:, 2] = Wn, Nn, NWn
+    nlev[:, :3] = 3
+    refs[top, 3] = NEn[top]
+    nlev[top, 3] = 3
+    # lower digits: the top bit of the digit above instead of the upper-right neighbour
+    lower = np.flatnonzero(~top)
+    refs[lower, 3] = lower - 1
+    shifts[lower, 3] = slot_bits[lower - 1] - 1
+    nlev[lower, 3] = 2
+    # tables shared per (digit position from the bottom, top or not)
+    key = (slot_low // 8) * 2 + (~top).astype(np.int64)
+    ukeys, group = np.unique(key, return_inverse=True)
+    return refs, shifts, nlev, group.astype(np.int64), len(ukeys)
+
+
+def _image_layout(shape, scheme, slot_col, slot_bits, slot_low, slot_tix, d):
+    """``refs, shifts, nlev, slot_table, alphabet`` of an image scheme (derived, never stored).
+
+    Run schemes add one last table, of run lengths (alphabet 256).
+    """
+    runs = scheme in RUN_SCHEMES
+    scheme = _BASE_SCHEME.get(scheme, scheme)
+    refs, shifts, nlev, group, ngroups = _image_refs(shape, slot_col, slot_bits, slot_low, slot_tix, d)
+    S = slot_col.shape[0]
+    top = slot_tix == 0
+    drop = {SCHEME_IMAGE: [], SCHEME_IMAGE_WN: [2], SCHEME_IMAGE_FLAT: [0, 1, 2]}[scheme]
+    for k in drop:
+        refs[:, k], shifts[:, k], nlev[:, k] = S + d, 0, 1
+    if scheme != SCHEME_IMAGE:  # the upper-right neighbour of top digits
+        refs[top, 3], shifts[top, 3], nlev[top, 3] = S + d, 0, 1
+    per_group = np.ones(ngroups, dtype=np.int64)
+    alpha_g = np.ones(ngroups, dtype=np.int64)
+    for s in range(S):  # every slot of a group has the same radices
+        per_group[group[s]] = int(np.prod(nlev[s]))
+        alpha_g[group[s]] = max(alpha_g[group[s]], 1 << int(slot_bits[s]))
+    first = np.concatenate(([0], np.cumsum(per_group)[:-1])).astype(np.int64)
+    slot_table = first[group] if S else np.zeros(0, dtype=np.int64)
+    alphabet = np.repeat(alpha_g, per_group).astype(np.int64)
+    if runs:  # run lengths by flat-stretch length, then the digit that ends a run
+        alphabet = np.append(alphabet, np.full(_r.RUN_CONTEXTS + 1, _r.MAX_RUN + 1, dtype=np.int64))
+    return refs, shifts, nlev, slot_table, alphabet
+
+
+def _mults(nlev: np.ndarray) -> np.ndarray:
+    """Radix products: the context is ``sum_k level_k * mults[:, k]``."""
+    mult = np.ones(nlev.shape, dtype=np.int64)
+    for k in range(nlev.shape[1] - 2, -1, -1):
+        mult[:, k] = mult[:, k + 1] * nlev[:, k + 1]
+    return mult
+
+
+def _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low, carry, shape, fast):
+    """The per-slot parameters of the decoding kernels (``rans.SP_*`` columns)."""
+    S = slot_col.shape[0]
+    sp = np.zeros((S, _r.SP_WIDTH), dtype=np.int64)
+    sp[:, _r.SP_COL], sp[:, _r.SP_BITS], sp[:, _r.SP_LAST] = slot_col, slot_bits, slot_last
+    sp[:, _r.SP_TABLE] = slot_table
+    sp[:, _r.SP_REF:_r.SP_REF + _Z], sp[:, _r.SP_SHIFT:_r.SP_SHIFT + _Z] = refs, shifts
+    sp[:, _r.SP_NLEV:_r.SP_NLEV + _Z] = nlev
+    sp[:, _r.SP_LOW] = slot_low
+    sp[:, _r.SP_CARRY] = carry
+    sp[:, _r.SP_MULT:_r.SP_MULT + _Z] = _mults(nlev)
+    if shape[0]:
+        sp[:, _r.SP_ROWEND] = _row_ends(shape, slot_col)
+    if fast:  # sp[:, SP_SHIFT] is unused by the image fast path: flag "left neighbour = previous digit"
+        sp[1:, _r.SP_SHIFT] = refs[1:, 0] == S + slot_col[:-1]
+    return sp
+
+
+def _fast_slots(sp: np.ndarray, col_dshift: np.ndarray) -> np.ndarray:
+    """The image fast path's compact slot parameters (``rans.FP_*``, int32, 64 bytes per slot)."""
+    S = sp.shape[0]
+    fp = np.zeros((S, _r.FP_WIDTH), dtype=np.int32)
+    if S == 0:
+        return fp
+    if sp.max() >= 2**31:
+        raise ValueError("image too large for the fast decoding path")
+    fp[:, _r.FP_COL], fp[:, _r.FP_TABLE] = sp[:, _r.SP_COL], sp[:, _r.SP_TABLE]
+    fp[:, _r.FP_REF:_r.FP_REF + _Z] = sp[:, _r.SP_REF:_r.SP_REF + _Z]
+    fp[:, _r.FP_MULT:_r.FP_MULT + _Z] = sp[:, _r.SP_MULT:_r.SP_MULT + _Z]
+    fp[:, _r.FP_WPREV] = sp[:, _r.SP_SHIFT]  # set by _pack_slots(fast=True)
+    fp[:, _r.FP_ROWEND], fp[:, _r.FP_BITS] = sp[:, _r.SP_ROWEND], sp[:, _r.SP_BITS]
+    fp[:, _r.FP_DSHIFT] = col_dshift[sp[:, _r.SP_COL]]
+    d = col_dshift.shape[0]
+    slot_of = np.full(d + 1, -1, dtype=np.int64)  # column -> its (only) slot; the zero entry has none
+    slot_of[sp[:, _r.SP_COL]] = np.arange(S)
+    wcol = np.minimum(sp[:, _r.SP_REF] - S, d)
+    fp[:, _r.FP_WSLOT] = np.where(sp[:, _r.SP_REF] >= S, slot_of[np.clip(wcol, 0, d)], -1)
+    return fp
+
+
+def _row_ends(shape, slot_col) -> np.ndarray:
+    """For every slot, the index of the first slot of the next image row."""
+    H, W, C = shape
+    y = slot_col // (W * C)
+    return np.searchsorted(y, y, side="right").astype(np.int64)
+
+
+def _table_slot_refs(nref, ref, shift, slot_bits, S, d):
+    """Arrays ``refs, shifts, nlev`` of the table scheme from per-slot choices."""
+    zero = S + d
+    refs = np.full((S, _Z), zero, dtype=np.int64)
+    shifts = np.zeros((S, _Z), dtype=np.int64)
+    nlev = np.ones((S, _Z), dtype=np.int64)
+    for s in range(S):
+        for k in range(int(nref[s])):
+            r, sh = int(ref[s, k]), int(shift[s, k])
+            refs[s, k], shifts[s, k] = r, sh
+            nlev[s, k] = (((1 << int(slot_bits[r])) - 1) >> sh) + 1
+    return refs, shifts, nlev
+
+
+# --------------------------------------------------------------------------
+# fitting
+# --------------------------------------------------------------------------
+def _image_thresholds(codes: np.ndarray, cols: np.ndarray) -> tuple[int, int]:
+    """``e1`` = most common code + 1, ``e2`` = median of the larger codes."""
+    if cols.size == 0:
+        return 1, 2
+    sample = codes[:: max(1, codes.shape[0] // 256)][:, np.unique(cols)].ravel()  # ~256 rows
+    vals, cnt = np.unique(sample, return_counts=True)
+    mode = int(vals[np.argmax(cnt)])
+    e1 = mode + 1
+    above = sample[sample >= np.uint64(e1)]
+    e2 = int(np.median(above)) if above.size else e1 + 1
+    return e1, max(e1 + 1, e2)
+
+
+def _freq_cost(counts: np.ndarray, alphabet: np.ndarray):
+    freqs = _r._quantise(counts)
+    return freqs, float(_r._code_bits(counts, freqs)), int(_r._table_bits(freqs, alphabet))
+
+
+def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_tables: int):
+    """Per slot, the context with the smallest coded size (symbols + tables)."""
+    N, S = sym.shape
+    nref = np.zeros(S, dtype=np.int64)
+    ref = np.zeros((S, 2), dtype=np.int64)
+    shift = np.zeros((S, 2), dtype=np.int64)
+    uniform = np.zeros(S, dtype=bool)
+    first_slot = {}
+    for s in range(S):
+        first_slot.setdefault(int(slot_col[s]), s)
+    col_order = list(first_slot)
+    budget = max_tables
+    for s in range(S):
+        b = int(slot_bits[s])
+        A = 1 << b
+        j = int(slot_col[s])
+        cands = [((), ())]
+        sources = []
+        if slot_tix[s] > 0:
+            sources.append(s - 1)
+        pos = col_order.index(j)
+        for jj in col_order[max(0, pos - 2):pos][::-1]:
+            sources.append(first_slot[jj])
+        for r in sources:
+            rb = int(slot_bits[r])
+            for lv in (1, 2, 3, 4):
+                if lv <= rb:
+                    cands.append(((r,), (rb - lv,)))
+        if len(sources) >= 2:
+            r0, r1 = sources[0], sources[1]
+            for l0, l1 in ((2, 2), (3, 2), (4, 2), (2, 3)):
+                if l0 <= slot_bits[r0] and l1 <= slot_bits[r1]:
+                    cands.append(((r0, r1), (int(slot_bits[r0]) - l0, int(slot_bits[r1]) - l1)))
+        best = (float(N * b), None)  # uniform digits: no table at all
+        col = sym[:, s]
+        for rr, ss in cands:
+            ctx = np.zeros(N, dtype=np.int64)
+            nctx = 1
+            for r, sh in zip(rr, ss):
+                nl = (((1 << int(slot_bits[r])) - 1) >> sh) + 1
+                ctx = ctx * nl + (sym[:, r].astype(np.int64) >> sh)
+                nctx *= nl
+            if nctx > budget:
+                continue
+            counts = _r._context_counts(ctx, col, nctx, A)
+            _, cbits, tbits = _freq_cost(counts, np.full(nctx, A, dtype=np.int64))
+            if cbits + tbits < best[0]:
+                best = (cbits + tbits, (rr, ss, nctx))
+        if best[1] is None:
+            uniform[s] = True
+            continue
+        rr, ss, nctx = best[1]
+        budget -= nctx
+        nref[s] = len(rr)
+        for k, (r, sh) in enumerate(zip(rr, ss)):
+            ref[s, k], shift[s, k] = r, sh
+    return uniform, nref, ref, shift
+
+
+def fit(codes: np.ndarray, widths, base_mask, image_shape=None):
+    """Fit the coding model of the deviations of ``codes`` under ``base_mask``.
+
+    Parameters
+    ----------
+    codes : (N, d) uint64
+        Column codes of every row (original rows, then condensed samples).
+    widths : (d,) int
+    base_mask : (l_t,) bool
+    image_shape : (H, W, C), optional
+        Use the image scheme (``H * W * C == d``).
+
+    Returns
+    -------
+    model : EntropyModel
+    sym : (N, S) uint8
+        The digits of every row.
+    tidx : (N, S) int32
+        The frequency table of every digit (-1: uniform).
+    counts : (T, 256) int64
+        Symbol counts per table (what the frequencies were quantised from).
+    """
+    codes = np.ascontiguousarray(codes, dtype=np.uint64)
+    d = codes.shape[1]
+    dmask, dshift, dw = _column_masks(widths, np.asarray(base_mask, dtype=bool))
+    slot_col, slot_bits, slot_low, slot_last, slot_tix = _slots(dw)
+    S = slot_col.shape[0]
+    sym = _r._row_symbols(codes, slot_col, slot_low, slot_bits, dmask, dshift) if S else \
+        np.zeros((codes.shape[0], 0), dtype=np.uint8)
+    N = codes.shape[0]
+    if image_shape is not None:  # the image scheme with most, fewer or no neighbours, or raw digits
+        shape = tuple(int(v) for v in image_shape)
+        e1, e2 = _image_thresholds(codes, slot_col)
+        best = None
+        single = bool(S) and bool((slot_last == 1).all())
+        for scheme in IMAGE_SCHEMES:
+            if scheme in RUN_SCHEMES and not single:
+                continue
+            refs, shifts, nlev, slot_table, alphabet = _image_layout(shape, scheme, slot_col, slot_bits, slot_low,
+                                                                     slot_tix, d)
+            cand = _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table,
+                           refs, shifts, nlev, alphabet, dmask, dshift)
+            bits = estimate_bits(cand[0], cand[3], N)
+            if best is None or bits < best[0]:
+                best = (bits, cand)
+        uniform = np.ones(S, dtype=bool)
+        zero = np.zeros((S, 2), dtype=np.int64)
+        cand = _table_model(codes, sym, uniform, np.zeros(S, dtype=np.int64), zero, zero, slot_col, slot_bits,
+                            slot_low, slot_last, dmask, dshift, d)
+        if estimate_bits(cand[0], cand[3], N) < best[0]:
+            return cand
+        return best[1]
+    uniform, nref, ref, shift = _choose_table_contexts(sym, slot_col, slot_bits, slot_tix, MAX_TABLES)
+    return _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask,
+                        dshift, d)
+
+
+def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d):
+    S = slot_col.shape[0]
+    refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
+    slot_table = np.full(S, -1, dtype=np.int64)
+    alphabet = []
+    t = 0
+    for s in range(S):
+        if uniform[s]:
+            continue
+        slot_table[s] = t
+        k = int(np.prod(nlev[s]))
+        alphabet.extend([1 << int(slot_bits[s])] * k)
+        t += k
+    alphabet = np.asarray(alphabet, dtype=np.int64)
+    return _finish(codes, sym, SCHEME_TABLE, (0, 0, 0), 0, 0, slot_col, slot_bits, slot_low, slot_last, slot_table,
+                   refs, shifts, nlev, alphabet, dmask, dshift)
+
+
+def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table, refs, shifts,
+            nlev, alphabet, dmask, dshift):
+    S = slot_col.shape[0]
+    image = scheme in IMAGE_SCHEMES
+    if scheme in RUN_SCHEMES:  # the events of every row: run lengths and the digits outside runs
+        sp = _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low,
+                         np.zeros(S, dtype=bool), shape, True)
+        base = codes & ~dmask[None, :]
+        tidx = _r._run_events(codes, base, sym, _fast_slots(sp, dshift), alphabet.shape[0] - _r.RUN_CONTEXTS - 1,
+                              np.uint64(e1), np.uint64(e2))
+        counts = _r._events_histogram(*tidx, alphabet.shape[0], _r.MAX_ALPHABET)
+        freqs = _r._quantise(counts)
+        model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
+                             refs, shifts, nlev, alphabet, freqs, dmask, dshift)
+        return model, sym, tidx, counts
+    tidx = _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
+                            np.uint64(e2)) if S else np.zeros((codes.shape[0], 0), dtype=np.int32)
+    counts = _r._histogram(tidx, sym, alphabet.shape[0], _r.MAX_ALPHABET)
+    freqs = _r._quantise(counts)
+    model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
+                         refs, shifts, nlev, alphabet, freqs, dmask, dshift)
+    return model, sym, tidx, counts
+
+
+def estimate_bits(model: EntropyModel, counts: np.ndarray, n_rows: int) -> float:
+    """Estimated bits of section MODL + RIDX + ROWS for ``n_rows`` rows with symbol ``counts``.
+
+    Symbols cost their ideal rANS length under the quantised frequencies,
+    uniform digits their bits; each row adds :data:`ROW_OVERHEAD_BYTES`
+    (flushed state, byte rounding); the index is estimated from the mean
+    row length; the model is counted exactly.
+    """
+    code = float(_r._code_bits(counts, model.freqs))
+    carry = carried_slots(model)
+    uni = (model.slot_table < 0) & ~carry
+    code += float(n_rows) * float(model.slot_bits[uni].sum())
+    # carried bits fill the initial state, whose 23 bits of L were wasted before
+    carried = int(model.slot_bits[carry].sum())
+    row_bytes = (code + n_rows * max(0, carried - 23)) / 8 + ROW_OVERHEAD_BYTES * n_rows
+    mean = row_bytes / max(n_rows, 1)
+    off_bits = ceil_log2(int(mean * (BLOCK_ROWS - 1) * 1.25) + 1)
+    nblocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+    index = 8 * (nblocks + 1) + 8 * ((n_rows * off_bits + 63) // 64)
+    model_bytes = len(model_to_bytes(model, off_bits))
+    return 8.0 * (row_bytes + index + model_bytes)
+
+
+# --------------------------------------------------------------------------
+# the model's bytes (section MODL)
+# --------------------------------------------------------------------------
+def carried_slots(model: EntropyModel) -> np.ndarray:
+    """Digits carried by the initial rANS state instead of being coded (bool per slot).
+
+    Uniform digits that no context refers to, taken from the last slot
+    backwards while their bits total at most :data:`gedenb.rans.CARRY_BITS`.
+    The rule depends only on the model, so writer and reader agree.
+    """
+    S = model.n_slots
+    carry = np.zeros(S, dtype=bool)
+    used = np.zeros(S + 1, dtype=bool)
+    r = model.refs[model.nlev > 1]
+    used[r[r < S]] = True
+    total = 0
+    for s in range(S - 1, -1, -1):
+        b = int(model.slot_bits[s])
+        if model.slot_table[s] < 0 and not used[s] and total + b <= _r.CARRY_BITS:
+            carry[s] = True
+            total += b
+    return carry
+
+
+def _table_stream(model: EntropyModel):
+    nbits = int(_r._table_bits(model.freqs, model.alphabet))
+    return nbits, _r._write_tables(model.freqs, model.alphabet, nbits)
+
+
+def model_to_bytes(model: EntropyModel, off_bits: int) -> bytes:
+    """Section MODL of ``docs/FORMAT.md``."""
+    nbits, words = _table_stream(model)
+    H, W, C = model.image_shape
+    head = np.zeros(1, dtype=[("version", "<u4"), ("scheme", "<u4"), ("prec", "<u4"), ("block_rows", "<u4"),
+                              ("off_bits", "<u4"), ("n_slots", "<u4"), ("n_tables", "<u4"), ("H", "<u4"),
+                              ("W", "<u4"), ("C", "<u4"), ("e1", "<u8"), ("e2", "<u8"), ("table_bits", "<u8")])
+    head[0] = (MODEL_VERSION, model.scheme, _r.PREC, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
+               model.e1, model.e2, nbits)
+    assert head.nbytes == MODEL_HEADER_BYTES
+    parts = [head.tobytes()]
+    if model.scheme == SCHEME_TABLE:
+        rec = np.zeros(model.n_slots, dtype=[("uniform", "u1"), ("nref", "u1"), ("shift0", "u1"), ("shift1", "u1"),
+                                             ("ref0", "<u4"), ("ref1", "<u4")])
+        used = model.nlev > 1
+        rec["uniform"] = model.slot_table < 0
+        rec["nref"] = used.sum(axis=1)
+        rec["shift0"], rec["shift1"] = model.shifts[:, 0], model.shifts[:, 1]
+        rec["ref0"] = np.where(used[:, 0], model.refs[:, 0], 0)
+        rec["ref1"] = np.where(used[:, 1], model.refs[:, 1], 0)
+        parts.append(rec.tobytes())
+        parts.append(b"\0" * (-len(parts[-1]) % 8))
+    parts.append(np.ascontiguousarray(words, dtype="<u8").tobytes())
+    return b"".join(parts)
+
+
+def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, int]:
+    """Parse and validate section MODL; returns ``(model, off_bits)``.
+
+    Raises
+    ------
+    FormatError
+        Anything inconsistent with the codecs and base mask, or malformed.
+    """
+    buf = bytes(payload)
+    if len(buf) < MODEL_HEADER_BYTES:
+        raise FormatError(f"MODL: {len(buf)} bytes, at least {MODEL_HEADER_BYTES} expected")
+    h = np.frombuffer(buf[:MODEL_HEADER_BYTES], dtype="<u4", count=10)
+    e1, e2, nbits = (int(v) for v in np.frombuffer(buf[40:64], dtype="<u8"))
+    version, scheme, prec, block_rows, off_bits, S_file, T_file, H, W, C = (int(v) for v in h)
+    if version != MODEL_VERSION:
+        raise FormatError(f"MODL: model version {version} is not supported (this gedenb reads {MODEL_VERSION})")
+    if prec != _r.PREC or block_rows != BLOCK_ROWS or off_bits > 63 or scheme not in (SCHEME_TABLE,) + IMAGE_SCHEMES:
+        raise FormatError("MODL: precision, block size, offset width or scheme not supported")
+    dmask, dshift, dw = _column_masks(widths, base_mask)
+    slot_col, slot_bits, slot_low, slot_last, slot_tix = _slots(dw)
+    S = slot_col.shape[0]
+    if S_file != S:
+        raise FormatError(f"MODL: {S_file} digit slots, the codecs and base mask give {S}")
+    pos = MODEL_HEADER_BYTES
+    if scheme in IMAGE_SCHEMES:
+        if H * W * C != d or min(H, W, C) < 1 or not 0 < e1 < e2:
+            raise FormatError("MODL: image shape or level thresholds inconsistent with the table")
+        if scheme in RUN_SCHEMES and not (S and (slot_last == 1).all()):
+            raise FormatError("MODL: zero runs need one digit per column")
+        refs, shifts, nlev, slot_table, alphabet = _image_layout((H, W, C), scheme, slot_col, slot_bits, slot_low,
+                                                                 slot_tix, d)
+    else:
+        if H or W or C or e1 or e2:
+            raise FormatError("MODL: image fields set in a table model")
+        need = S * SLOT_RECORD_BYTES
+        need += -need % 8
+        if len(buf) < pos + need:
+            raise FormatError("MODL: slot records run past the section")
+        rec = np.frombuffer(buf[pos:pos + S * SLOT_RECORD_BYTES],
+                            dtype=[("uniform", "u1"), ("nref", "u1"), ("shift0", "u1"), ("shift1", "u1"),
+                                   ("ref0", "<u4"), ("ref1", "<u4")])
+        if any(buf[pos + S * SLOT_RECORD_BYTES:pos + need]):
+            raise FormatError("MODL: padding bytes must be zero")
+        pos += need
+        uniform = rec["uniform"].astype(np.int64)
+        nref = rec["nref"].astype(np.int64)
+        ref = np.stack([rec["ref0"], rec["ref1"]], axis=1).astype(np.int64)
+        shift = np.stack([rec["shift0"], rec["shift1"]], axis=1).astype(np.int64)
+        idx = np.arange(S)
+        if (uniform > 1).any() or (nref > 2).any() or (uniform.astype(bool) & (nref > 0)).any():
+            raise FormatError("MODL: malformed slot record")
+        for k in range(2):
+            use = nref > k
+            if (use & (ref[:, k] >= idx)).any():
+                raise FormatError("MODL: a context refers to a digit not decoded before it")
+            if (use & (shift[:, k] >= slot_bits[np.minimum(ref[:, k], max(S - 1, 0))])).any():
+                raise FormatError("MODL: a context shift leaves no level")
+            if ((~use) & ((ref[:, k] != 0) | (shift[:, k] != 0))).any():
+                raise FormatError("MODL: unused context fields must be zero")
+        refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
+        slot_table = np.full(S, -1, dtype=np.int64)
+        alphabet = []
+        t = 0
+        for s in range(S):
+            if uniform[s]:
+                continue
+            slot_table[s] = t
+            k = int(np.prod(nlev[s]))
+            alphabet.extend([1 << int(slot_bits[s])] * k)
+            t += k
+        alphabet = np.asarray(alphabet, dtype=np.int64)
+    T = alphabet.shape[0]
+    if T_file != T or T > MAX_TABLES:
+        raise FormatError(f"MODL: {T_file} frequency tables, the slots give {T} (at most {MAX_TABLES})")
+    nwords = (nbits + 63) // 64
+    if len(buf) != pos + 8 * nwords:
+        raise FormatError("MODL: table stream length does not match the section")
+    words = np.frombuffer(buf, dtype="<u8", count=nwords, offset=pos).astype(np.uint64)
+    if nbits % 64 and int(words[-1]) & ((1 << (64 - nbits % 64)) - 1):
+        raise FormatError("MODL: padding bits of the table stream must be zero")
+    freqs, used = _r._read_tables(words if nwords else np.zeros(1, np.uint64), nbits, alphabet)
+    if used != nbits:
+        raise FormatError("MODL: malformed frequency tables")
+    model = EntropyModel(int(scheme), (H, W, C) if scheme in IMAGE_SCHEMES else (0, 0, 0), e1, e2, slot_col,
+                         slot_bits, slot_low, slot_last, slot_table, refs, shifts, nlev, alphabet, freqs, dmask,
+                         dshift)
+    return _frozen_model(model), off_bits
+
+
+def _frozen_model(model: EntropyModel) -> EntropyModel:
+    for a in model:
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            a.setflags(write=False)
+    return model
+
+
+# --------------------------------------------------------------------------
+# encoding and the row index
+# --------------------------------------------------------------------------
+def encode(model: EntropyModel, sym: np.ndarray, tidx: np.ndarray):
+    """rANS-encode every row; returns ``(stream uint8, block_off uint64, row_off uint64, off_bits)``."""
+    N, S = sym.shape
+    starts = _starts(model.freqs)
+    cap = _r.STATE_BYTES + 4 + (3 * S + 1) // 2 + 8
+    if model.scheme in RUN_SCHEMES:  # tidx holds the rows' events (rans._run_events)
+        buf, lengths = _r._encode_events(*tidx, model.freqs, starts, 2 * cap)
+        offsets = np.zeros(N + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
+        _r._compact(buf, lengths, offsets, stream)
+        return (stream,) + row_index(offsets)
+    carry = carried_slots(model).astype(np.uint8)
+    buf, lengths = _r._encode_rows(sym, tidx, model.slot_bits, carry, model.freqs, starts, cap)
+    offsets = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    _r._compact(buf, lengths, offsets, stream)
+    return (stream,) + row_index(offsets)
+
+
+def row_index(offsets: np.ndarray):
+    """``(block_off, row_off, off_bits)`` of rows starting at ``offsets[:-1]``."""
+    N = offsets.shape[0] - 1
+    nblocks = (N + BLOCK_ROWS - 1) // BLOCK_ROWS
+    block_off = np.empty(nblocks + 1, dtype=np.uint64)
+    block_off[:nblocks] = offsets[0:N:BLOCK_ROWS]
+    block_off[nblocks] = offsets[N]
+    rel = offsets[:N] - np.repeat(offsets[0:N:BLOCK_ROWS], BLOCK_ROWS)[:N]
+    off_bits = ceil_log2(int(rel.max()) + 1) if N else 0
+    row_off = _bits.pack_fixed(rel.astype(np.uint64), off_bits) if off_bits else np.zeros(0, dtype=np.uint64)
+    return block_off, row_off, int(off_bits)
+
+
+def index_bytes(coded) -> int:
+    return 8 * int(coded.block_off.shape[0]) + 8 * int(coded.row_off.shape[0])
+
+
+def _starts(freqs: np.ndarray) -> np.ndarray:
+    starts = np.zeros_like(freqs)
+    np.cumsum(freqs[:, :-1], axis=1, out=starts[:, 1:])
+    return starts
+
+
+def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases, layout, n_bases: int, codecs,
+          dtype, id_bits: int, n_rows: int) -> EntropyCoded:
+    """The decodable container: derives lookup tables, base codes and the kernels' packed parameters."""
+    starts = np.zeros(model.freqs.shape, dtype=np.int32)
+    dtab = _r._decode_tables(model.freqs, starts) if model.n_tables else np.zeros(1, dtype=np.uint32)
+    widths = np.asarray(codecs.width, dtype=np.int64)
+    d = widths.shape[0]
+    col_start = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
+    bases = bases if bases.size else _EMPTY
+    base_codes = _r._base_codes(bases, layout.base_runs, layout.base_bits, int(n_bases), col_start, widths)
+    has = np.zeros(d, dtype=bool)
+    has[model.slot_col] = True
+    pre_cols = np.flatnonzero(~has).astype(np.int64)
+    S = model.n_slots
+    image = model.scheme in IMAGE_SCHEMES
+    runs = model.scheme in RUN_SCHEMES
+    fast = bool(image and S and (model.slot_last == 1).all())
+    sp = _pack_slots(model.slot_col, model.slot_bits, model.slot_last, model.slot_table, model.refs, model.shifts,
+                     model.nlev, model.slot_lowshift, carried_slots(model), model.image_shape, fast)
+
+    def pack(kind, offset, out_dtype):
+        cp = np.zeros((d, 4), dtype=np.int64)
+        cp[:, _r.CP_DMASK] = model.col_dmask.view(np.int64)
+        cp[:, _r.CP_DSHIFT] = model.col_dshift
+        cp[:, _r.CP_KIND] = kind
+        cp[:, _r.CP_OFFSET] = np.asarray(offset, dtype=np.uint64).view(np.int64)
+        nb = 8 * np.dtype(out_dtype).itemsize
+        meta = np.zeros(_r.MT_SIZE, dtype=np.int64)
+        meta[[_r.MT_NROWS, _r.MT_OFFBITS, _r.MT_IDBITS, _r.MT_NBASES, _r.MT_IMAGE, _r.MT_FAST, _r.MT_BLOCK]] = (
+            n_rows, off_bits, id_bits, n_bases, image, fast, BLOCK_ROWS)
+        meta[_r.MT_E1], meta[_r.MT_E2] = model.e1, model.e2
+        meta[_r.MT_RUN] = model.n_tables - _r.RUN_CONTEXTS - 1 if runs else -1
+        meta[_r.MT_SIGN:_r.MT_FULL + 1] = np.array([1 << (nb - 1), (1 << nb) - 1], dtype=np.uint64).view(np.int64)
+        return cp, meta
+
+    cp, meta = pack(codecs.kind, codecs.offset, dtype if np.dtype(dtype).names is None else np.uint64)
+    cp_codes, meta_codes = pack(0, 0, np.uint64)
+    factor = np.ascontiguousarray(codecs.factor, dtype=np.float64)
+    fp = _fast_slots(sp, model.col_dshift) if fast else np.zeros((0, _r.FP_WIDTH), dtype=np.int32)
+    coded = EntropyCoded(model, stream, block_off, row_off, int(off_bits), dtab, base_codes, pre_cols, sp, cp, meta,
+                         cp_codes, meta_codes, factor, fp)
+    for a in coded[1:]:
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            a.setflags(write=False)
+    return coded
+
+
+def coding_summary(coded: EntropyCoded) -> str:
+    """One line for ``python -m gedenb info``."""
+    m = coded.model
+    names = {SCHEME_IMAGE: "4 neighbours", SCHEME_IMAGE_WN: "2 neighbours", SCHEME_IMAGE_FLAT: "no neighbours",
+             SCHEME_IMAGE_RUNS: "4 neighbours, zero runs", SCHEME_IMAGE_WN_RUNS: "2 neighbours, zero runs"}
+    scheme = (f"image {m.image_shape[0]}x{m.image_shape[1]}x{m.image_shape[2]}, {names[m.scheme]}"
+              if m.scheme in IMAGE_SCHEMES else "table")
+    uni = int((m.slot_table < 0).sum())
+    return (f"entropy (rANS, {scheme} contexts): {m.n_slots} digits per row ({uni} raw), {m.n_tables} tables; "
+            f"model {len(model_to_bytes(m, coded.off_bits)):,} B, row index {index_bytes(coded):,} B, "
+            f"rows {coded.stream.shape[0]:,} B")
+
+
+def check_image_shape(image_shape, d: int):
+    """``(H, W, C)`` from ``(H, W)`` or ``(H, W, C)`` with ``H * W * C == d``, or None."""
+    if image_shape is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in image_shape)
+    except TypeError:
+        raise TypeError(f"image_shape must be a tuple of ints, got {type(image_shape).__name__}") from None
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or min(shape) < 1 or shape[0] * shape[1] * shape[2] != d or max(shape) >= 1 << 32:
+        raise ValueError(f"image_shape {tuple(image_shape)} must be (H, W) or (H, W, C) with H * W * C = d = {d}")
+    return shape
+
+
+def compress_deviations(codes: np.ndarray, codecs, base_mask, image_shape, bases, layout, n_bases: int, dtype):
+    """Fit, encode and package the deviations of all rows (``coding="entropy"``)."""
+    model, sym, tidx, _counts = fit(codes, codecs.width, base_mask, image_shape)
+    stream, block_off, row_off, off_bits = encode(model, sym, tidx)
+    return build(_frozen_model(model), stream, block_off, row_off, off_bits, bases, layout, n_bases, codecs, dtype,
+                 ceil_log2(n_bases), codes.shape[0])
+
+
+def coded_from_file(model_payload, ridx: np.ndarray, stream: np.ndarray, codecs, base_mask, d: int, n_rows: int,
+                    bases, layout, n_bases: int, dtype, verify: bool) -> EntropyCoded:
+    """Validate sections MODL, RIDX and ROWS of a file and build the decodable container.
+
+    Raises
+    ------
+    FormatError
+        Naming the section.  With ``verify`` every row's span is checked;
+        without it a bad span is caught when the row is read.
+    """
+    if n_bases * d > MAX_BASE_CODES:
+        raise FormatError(f"BASE: n_b * d = {n_bases * d} base codes exceed the decoder's {MAX_BASE_CODES}")
+    model, off_bits = model_from_bytes(model_payload, codecs.width, base_mask, d)
+    nblocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+    nrow_words = (n_rows * off_bits + 63) // 64
+    if ridx.shape[0] != nblocks + 1 + nrow_words:
+        raise FormatError(f"RIDX: {8 * ridx.shape[0]} bytes, expected {8 * (nblocks + 1 + nrow_words)}")
+    block_off = ridx[:nblocks + 1]
+    row_off = ridx[nblocks + 1:]
+    bo = block_off.astype(np.uint64)
+    if int(bo[0]) != 0 or int(bo[-1]) != stream.shape[0] or (np.diff(bo.astype(np.float64)) < 0).any():
+        raise FormatError("RIDX: block offsets must start at 0, never decrease and end at the ROWS length")
+    used = n_rows * off_bits
+    if used % 64 and int(row_off[-1]) & ((1 << (64 - used % 64)) - 1):
+        raise FormatError("RIDX: padding bits of the last word must be zero")
+    if verify and off_bits:
+        rel = _bits.unpack_fixed(np.ascontiguousarray(row_off, dtype=np.uint64), off_bits, n_rows).astype(np.int64)
+        starts = bo.astype(np.int64)[np.arange(n_rows) // BLOCK_ROWS] + rel
+        ends = np.append(starts[1:], stream.shape[0])
+        ends[BLOCK_ROWS - 1::BLOCK_ROWS] = bo.astype(np.int64)[1:nblocks + 1][:ends[BLOCK_ROWS - 1::BLOCK_ROWS].size]
+        if (rel[::BLOCK_ROWS] != 0).any() or (ends - starts < _r.STATE_BYTES).any():
+            raise FormatError("RIDX: a row's span is empty, shorter than a rANS state or out of order")
+    elif verify and n_rows > nblocks:
+        raise FormatError("RIDX: rows share a block but have no offsets")
+    return build(model, stream, block_off, row_off, off_bits, bases, layout, n_bases, codecs, dtype,
+                 ceil_log2(n_bases), n_rows)
+
+
+# --------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------
+_SERIAL_COMPILED: set = set()
+_COMPILE_LOCK = threading.Lock()
+_EMPTY = np.zeros(1, dtype=np.uint64)
+_EMPTY.setflags(write=False)
+_NO_FLOAT = np.empty((0, 0), dtype=np.float64)
+#: Below this many values a batch is decoded on one thread.
+PARALLEL_MIN_VALUES = 1 << 16
+
+
+def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, codes_only: bool = False,
+                factor=None) -> np.ndarray:
+    """Decode ``rows`` (int64 indices in ``[0, n + m)``) into an ``(k, d)`` array of ``dtype``.
+
+    A structured ``dtype`` (mixed-dtype table) is decoded to column codes and
+    mapped through the codecs with :func:`gedenb.encode.decode_codes` by the
+    caller (``codes_only=True`` returns the uint64 codes).
+
+    Raises
+    ------
+    FormatError
+        A requested row is out of range or its stream is corrupt (only
+        possible for files opened with ``verify=False`` or damaged data).
+    """
+    if codes_only:
+        out = np.empty((rows.shape[0], coded.cp.shape[0]), dtype=np.uint64)
+        bits, flt = out, _NO_FLOAT
+        cp, meta = coded.cp_codes, coded.meta_codes
+    else:
+        out = np.empty((rows.shape[0], coded.cp.shape[0]), dtype=dtype)
+        bits, flt, _sign, _full = output_views(out)
+        cp, meta = coded.cp, coded.meta
+    if rows.shape[0] == 0:
+        return out
+    ids = ids if ids.size else _EMPTY
+    if factor is None:
+        factor = coded.factor
+    args = (rows, coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY, ids,
+            coded.base_codes, coded.pre_cols, coded.sp, cp, coded.dtab, meta, factor, bits, flt, coded.fp)
+    if rows.shape[0] * cp.shape[0] >= PARALLEL_MIN_VALUES:
+        bad = _r._decode_rows_parallel(*args)
+    else:
+        nlev = coded.sp.shape[0] + cp.shape[0] + 1
+        scratch = (np.empty(cp.shape[0], dtype=np.uint64), np.zeros(nlev, np.int64), np.zeros(nlev, np.int32))
+        key = (bits.dtype.num, flt.dtype.num, flt.ndim, rows.flags.writeable, factor.flags.writeable)
+        if key in _SERIAL_COMPILED:
+            bad = _r._decode_rows_serial(*args, *scratch)
+        else:
+            with _COMPILE_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                bad = _r._decode_rows_serial(*args, *scratch)
+            _SERIAL_COMPILED.add(key)
+    if bad >= 0:
+        raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or base ID)")
+    return out
+
+
+# --------------------------------------------------------------------------
+# the greedy base selection under the coded size (Eq. 1 generalised)
+# --------------------------------------------------------------------------
+def coded_size_bits(codes, widths, mask, n_b: int, n: int, m: int, s_params: int, image_shape=None):
+    """Estimated bits of the whole entropy-coded table under ``mask``:
+    ``n_b l_b + (n + m) ceil(log2 n_b) + m ceil(log2 n) + S_params + estimate_bits``."""
+    model, _sym, _tidx, counts = fit(codes, widths, mask, image_shape)
+    l_b = int(np.count_nonzero(mask))
+    N = n + m
+    return (n_b * l_b + N * ceil_log2(n_b) + m * ceil_log2(n) + s_params
+            + estimate_bits(model, counts, N))
+
+
+def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau: int, s_params: int,
+                          image_shape=None):
+    """Algorithm 1's greedy search, minimising the entropy-coded size instead of Eq. 1.
+
+    Same order (increasing entropy) and plateau rule (``tau``) as
+    :func:`gedenb.entrogede.greedy_base_selection`; the size of every
+    candidate is :func:`coded_size_bits`.  Stops before a base table of more
+    than :data:`MAX_BASE_CODES` column codes.
+
+    Returns ``(base_mask, n_bases, labels, sizes)`` like the raw greedy.
+    """
+    N = n + m
+    d = codes.shape[1]
+    counts = np.asarray(counts)
+    const = (counts == 0) | (counts == N)
+    live = np.flatnonzero(~const)
+    order = live[np.lexsort((live, entropy[live]))]
+    labels = np.zeros(N, dtype=np.int64)
+    table = np.full(2 * N + 2, -1, dtype=np.int64)
+    mask = const.copy()
+    n_b = 1
+    best = coded_size_bits(codes, widths, mask, 1, n, m, s_params, image_shape)
+    best_mask, best_nb, best_labels = mask.copy(), 1, labels.copy()
+    sizes = [best]
+    c = 0
+    for k in order.tolist():
+        n_b = int(_bits._refine(T[k], labels, n_b, table))
+        if n_b * d > MAX_BASE_CODES:
+            break
+        mask[k] = True
+        s = coded_size_bits(codes, widths, mask, n_b, n, m, s_params, image_shape)
+        sizes.append(s)
+        if s < best:
+            best, best_mask, best_nb, best_labels = s, mask.copy(), n_b, labels.copy()
+            c = 0
+        else:
+            c += 1
+            if c >= tau or n_b == N:
+                break
+    return best_mask, best_nb, best_labels, np.asarray(np.round(sizes), dtype=np.int64)

@@ -1,0 +1,805 @@
+"""Static rANS kernels for entropy-coded deviations (``coding="entropy"``).
+
+Range asymmetric numeral systems (rANS, J. Duda 2013) with a 32-bit state,
+byte-wise renormalisation and ``PREC = 12`` bits of frequency precision,
+as in F. Giesen's ``rans_byte.h``:
+
+* state ``x`` in ``[L, 256 L)`` with ``L = 2**23``;
+* encoding symbol ``(start, freq)``: while ``x >= ((L >> PREC) << 8) * freq``
+  emit the low byte of ``x`` and shift it out; then
+  ``x = (x // freq) << PREC + x % freq + start``;
+* decoding: ``slot = x & (M - 1)`` names the symbol whose
+  ``[start, start + freq)`` holds it; ``x = freq * (x >> PREC) + slot - start``;
+  while ``x < L`` read the next byte: ``x = (x << 8) | byte``.
+
+Every row is one independent rANS stream: the encoder runs over the row's
+symbols backwards and writes bytes backwards, so the decoder reads the
+final state (4 bytes, most significant first) and then the bytes forwards.  Decoding
+a row ends in the state ``L`` exactly, having read exactly the row's bytes;
+anything else is a corrupt row.
+
+The symbols of a row are the digits (at most 8 bits, most significant
+first) of every column's deviation value; each digit is coded with the
+frequency table chosen by its slot and a context computed from levels of
+symbols decoded before it in the same row (see :mod:`gedenb.coding`).
+
+All kernels here are private and typed; :mod:`gedenb.coding` validates and
+calls them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._numba import njit, pnjit, prange
+from .bits import _get_bits
+from .encode import _store_value
+
+#: Bits of frequency precision; every frequency table sums to ``M = 2**PREC``.
+PREC = 12
+M = 1 << PREC
+#: Lower bound of the normalised rANS state.
+RANS_L = 1 << 23
+#: Bytes of a flushed state.
+STATE_BYTES = 4
+#: Largest alphabet of one symbol (digits of at most 8 bits).
+MAX_ALPHABET = 256
+#: Number of context references per slot.
+K_REFS = 4
+#: Most bits of uniform digits carried by a row's initial rANS state.
+CARRY_BITS = 30
+
+
+# --------------------------------------------------------------------------
+# bit helpers
+# --------------------------------------------------------------------------
+@njit(inline="always")
+def _pext(v, mask, contiguous_shift):
+    """Bits of ``v`` at the set bits of ``mask``, packed to the low end (order kept)."""
+    if contiguous_shift >= 0:
+        return (v & mask) >> np.uint64(contiguous_shift)
+    out = np.uint64(0)
+    k = np.uint64(0)
+    mm = mask
+    while mm:
+        low = mm & (~mm + np.uint64(1))
+        if v & low:
+            out |= np.uint64(1) << k
+        k += np.uint64(1)
+        mm ^= low
+    return out
+
+
+@njit(inline="always")
+def _pdep(v, mask, contiguous_shift):
+    """Inverse of :func:`_pext`: the low bits of ``v`` spread onto ``mask``."""
+    if contiguous_shift >= 0:
+        return (v << np.uint64(contiguous_shift)) & mask
+    out = np.uint64(0)
+    mm = mask
+    while mm:
+        low = mm & (~mm + np.uint64(1))
+        if v & np.uint64(1):
+            out |= low
+        v >>= np.uint64(1)
+        mm ^= low
+    return out
+
+
+# --------------------------------------------------------------------------
+# symbols and contexts of rows (encoder side)
+# --------------------------------------------------------------------------
+@pnjit
+def _row_symbols(codes, slot_col, slot_lowshift, slot_bits, col_dmask, col_dshift):
+    """Digits of every row: ``sym[i, s]`` is digit ``s`` of row ``i``."""
+    N = codes.shape[0]
+    S = slot_col.shape[0]
+    sym = np.empty((N, S), dtype=np.uint8)
+    for i in prange(N):
+        for s in range(S):
+            j = slot_col[s]
+            dev = _pext(codes[i, j], col_dmask[j], col_dshift[j])
+            sym[i, s] = np.uint8((dev >> np.uint64(slot_lowshift[s])) & np.uint64((1 << slot_bits[s]) - 1))
+    return sym
+
+
+@pnjit
+def _row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, e1, e2):
+    """Absolute frequency-table index of every symbol: ``tidx[i, s]``.
+
+    Level buffer of a row (length ``S + d + 1``): entries ``0..S-1`` are the
+    row's digits, ``S..S+d-1`` the quantised full column codes (images),
+    ``S + d`` is always 0.  The context of slot ``s`` is the mixed-radix
+    number of ``lev[refs[s, k]] >> shifts[s, k]`` with radices ``nlev[s, k]``.
+    """
+    N, S = sym.shape
+    d = codes.shape[1]
+    tidx = np.empty((N, S), dtype=np.int32)
+    for i in prange(N):
+        lev = np.zeros(S + d + 1, dtype=np.int64)
+        for s in range(S):
+            lev[s] = sym[i, s]
+        if image:
+            for j in range(d):
+                c = codes[i, j]
+                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+        for s in range(S):
+            t = slot_table[s]
+            if t < 0:
+                tidx[i, s] = -1
+                continue
+            ctx = 0
+            for k in range(refs.shape[1]):
+                ctx = ctx * nlev[s, k] + (lev[refs[s, k]] >> shifts[s, k])
+            tidx[i, s] = t + ctx
+    return tidx
+
+
+@njit
+def _histogram(tidx, sym, n_tables, alphabet):
+    counts = np.zeros((n_tables, alphabet), dtype=np.int64)
+    N, S = sym.shape
+    for i in range(N):
+        for s in range(S):
+            t = tidx[i, s]
+            if t >= 0:
+                counts[t, sym[i, s]] += 1
+    return counts
+
+
+@njit
+def _context_counts(ctx, sym_col, nctx, alphabet):
+    counts = np.zeros((nctx, alphabet), dtype=np.int64)
+    for i in range(ctx.shape[0]):
+        counts[ctx[i], sym_col[i]] += 1
+    return counts
+
+
+@pnjit
+def _run_events(codes, base, sym, fp, run_table, e1, e2):
+    """Symbols of image rows with zero runs (one digit per column), in decoding order.
+
+    Where a digit's context is 0, the run symbol ``n`` (table ``run_table +
+    min(L, RUN_CONTEXTS - 1)``, ``L`` the flat stretch from here, see
+    :func:`_flat_stretch`) says that the next ``n`` digits are 0; if ``n < L``
+    the digit after them is non-zero and is coded with table ``run_table +
+    RUN_CONTEXTS``.  ``base`` holds every row's base codes (deviation bits
+    clear).  Returns per row the events' tables and symbols and their count.
+    """
+    N, S = sym.shape
+    d = codes.shape[1]
+    ev_t = np.empty((N, 2 * S + 1), dtype=np.int32)
+    ev_s = np.empty((N, 2 * S + 1), dtype=np.uint8)
+    ev_n = np.zeros(N, dtype=np.int64)
+    for i in prange(N):
+        lev = np.zeros(S + d + 1, dtype=np.int32)
+        cur = base[i].copy()  # codes as the decoder has them: base codes, then decoded digits
+        for j in range(d):
+            c = cur[j]
+            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+        k = 0
+        s = 0
+        while s < S:
+            ctx = 0
+            for q in range(4):
+                ctx += fp[s, FP_MULT + q] * lev[fp[s, FP_REF + q]]
+            if ctx == 0:
+                L = _flat_stretch(s, lev, fp, cur, e1)
+                n = 0
+                while n < L and sym[i, s + n] == 0:
+                    n += 1
+                ev_t[i, k] = run_table + min(L, RUN_CONTEXTS - 1)
+                ev_s[i, k] = n
+                k += 1
+                for q in range(s, s + n):
+                    j = fp[q, 0]
+                    c = cur[j]
+                    lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+                s += n
+                if n == L:
+                    continue
+                ev_t[i, k] = run_table + RUN_CONTEXTS
+            else:
+                ev_t[i, k] = fp[s, FP_TABLE] + ctx
+            ev_s[i, k] = sym[i, s]
+            k += 1
+            j = fp[s, 0]
+            c = codes[i, j]
+            cur[j] = c
+            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+            s += 1
+        ev_n[i] = k
+    return ev_t, ev_s, ev_n
+
+
+@njit
+def _events_histogram(ev_t, ev_s, ev_n, n_tables, alphabet):
+    counts = np.zeros((n_tables, alphabet), dtype=np.int64)
+    for i in range(ev_n.shape[0]):
+        for k in range(ev_n[i]):
+            counts[ev_t[i, k], ev_s[i, k]] += 1
+    return counts
+
+
+@pnjit
+def _encode_events(ev_t, ev_s, ev_n, freqs, starts, cap):
+    """rANS-encode every row's events (all modelled) into ``buf[i, :]`` (right-aligned); returns lengths."""
+    N = ev_n.shape[0]
+    buf = np.zeros((N, cap), dtype=np.uint8)
+    lengths = np.zeros(N, dtype=np.int64)
+    for i in prange(N):
+        x = np.uint64(RANS_L)
+        p = cap
+        for k in range(ev_n[i] - 1, -1, -1):
+            a = np.int64(ev_s[i, k])
+            t = ev_t[i, k]
+            f = np.uint64(freqs[t, a])
+            st = np.uint64(starts[t, a])
+            x_max = np.uint64(((RANS_L >> PREC) << 8)) * f
+            while x >= x_max:
+                p -= 1
+                buf[i, p] = np.uint8(x & np.uint64(255))
+                x >>= np.uint64(8)
+            x = ((x // f) << np.uint64(PREC)) + (x % f) + st
+        for b in range(STATE_BYTES):
+            p -= 1
+            buf[i, p] = np.uint8((x >> np.uint64(8 * b)) & np.uint64(255))
+        lengths[i] = cap - p
+    return buf, lengths
+
+
+# --------------------------------------------------------------------------
+# frequency tables
+# --------------------------------------------------------------------------
+@njit
+def _quantise(counts):
+    """Frequencies summing to ``M`` per non-empty table; every seen symbol gets >= 1."""
+    T, A = counts.shape
+    freqs = np.zeros((T, A), dtype=np.int32)
+    for t in range(T):
+        tot = 0
+        for a in range(A):
+            tot += counts[t, a]
+        if tot == 0:
+            continue
+        s = 0
+        best = 0
+        for a in range(A):
+            c = counts[t, a]
+            if c > 0:
+                f = (c * M + tot // 2) // tot
+                if f < 1:
+                    f = 1
+                freqs[t, a] = f
+                s += f
+                if c > counts[t, best] or counts[t, best] == 0:
+                    best = a
+        diff = M - s
+        if diff > 0:
+            freqs[t, best] += diff
+        while diff < 0:  # take from the largest frequencies, never below 1
+            big = 0
+            for a in range(A):
+                if freqs[t, a] > freqs[t, big]:
+                    big = a
+            take = min(-diff, freqs[t, big] - 1)
+            freqs[t, big] -= take
+            diff += take
+    return freqs
+
+
+@njit
+def _code_bits(counts, freqs):
+    """Bits of the symbols counted in ``counts`` coded with ``freqs`` (ideal rANS)."""
+    bits = 0.0
+    for t in range(counts.shape[0]):
+        for a in range(counts.shape[1]):
+            c = counts[t, a]
+            if c > 0:
+                bits += c * (PREC - np.log2(freqs[t, a]))
+    return bits
+
+
+@njit(inline="always")
+def _gamma_bits(v):
+    n = 0
+    while (np.uint64(1) << np.uint64(n + 1)) <= v:
+        n += 1
+    return 2 * n + 1
+
+
+@njit
+def _table_bits(freqs, alphabet):
+    """Serialised bits of frequency tables (see :func:`_write_tables`)."""
+    total = 0
+    for t in range(freqs.shape[0]):
+        total += 1
+        nz = False
+        for a in range(alphabet[t]):
+            if freqs[t, a]:
+                nz = True
+                break
+        if not nz:
+            continue
+        pos = 0
+        A = alphabet[t]
+        while pos < A:
+            run = 0
+            while pos + run < A and freqs[t, pos + run] == 0:
+                run += 1
+            total += _gamma_bits(np.uint64(run + 1))
+            pos += run
+            if pos < A:
+                total += _gamma_bits(np.uint64(freqs[t, pos]))
+                pos += 1
+    return total
+
+
+@njit(inline="always")
+def _put(out, bitpos, v, n):
+    """Write the ``n`` low bits of ``v`` at stream bit ``bitpos`` (MSB first)."""
+    for k in range(n - 1, -1, -1):
+        if (v >> np.uint64(k)) & np.uint64(1):
+            w = bitpos >> 6
+            out[w] |= np.uint64(1) << np.uint64(63 - (bitpos & 63))
+        bitpos += 1
+    return bitpos
+
+
+@njit(inline="always")
+def _put_gamma(out, bitpos, v):
+    n = 0
+    while (np.uint64(1) << np.uint64(n + 1)) <= v:
+        n += 1
+    bitpos += n
+    return _put(out, bitpos, v, n + 1)
+
+
+@njit
+def _write_tables(freqs, alphabet, nbits):
+    """Tables as a bit stream: per table a flag bit (1: non-empty), then
+    ``gamma(zero run + 1), gamma(freq)`` pairs until the alphabet is covered."""
+    out = np.zeros((nbits + 63) // 64 + 1, dtype=np.uint64)
+    pos = 0
+    for t in range(freqs.shape[0]):
+        A = alphabet[t]
+        nz = False
+        for a in range(A):
+            if freqs[t, a]:
+                nz = True
+                break
+        pos = _put(out, pos, np.uint64(1 if nz else 0), 1)
+        if not nz:
+            continue
+        p = 0
+        while p < A:
+            run = 0
+            while p + run < A and freqs[t, p + run] == 0:
+                run += 1
+            pos = _put_gamma(out, pos, np.uint64(run + 1))
+            p += run
+            if p < A:
+                pos = _put_gamma(out, pos, np.uint64(freqs[t, p]))
+                p += 1
+    return out[:(nbits + 63) // 64]
+
+
+@njit(inline="always")
+def _read_gamma(words, pos, limit):
+    """``(value, new position)``; value 0 on a malformed code."""
+    n = 0
+    while pos < limit and _get_bits(words, pos, 1) == 0:
+        n += 1
+        pos += 1
+        if n > 40:
+            return np.uint64(0), pos
+    if pos + n + 1 > limit:
+        return np.uint64(0), limit + 1
+    v = _get_bits(words, pos, n + 1)
+    return v, pos + n + 1
+
+
+@njit
+def _read_tables(words, nbits, alphabet):
+    """Parse :func:`_write_tables`; returns ``(freqs, bits used)`` or bits used -1 when malformed."""
+    T = alphabet.shape[0]
+    freqs = np.zeros((T, MAX_ALPHABET), dtype=np.int32)
+    pos = 0
+    for t in range(T):
+        if pos >= nbits:
+            return freqs, -1
+        flag = _get_bits(words, pos, 1)
+        pos += 1
+        if flag == 0:
+            continue
+        A = alphabet[t]
+        p = 0
+        total = 0
+        while p < A:
+            run, pos = _read_gamma(words, pos, nbits)
+            if run == 0 or pos > nbits or run - 1 > A - p:
+                return freqs, -1
+            p += np.int64(run) - 1
+            if p < A:
+                f, pos = _read_gamma(words, pos, nbits)
+                if f == 0 or pos > nbits or f > M:
+                    return freqs, -1
+                freqs[t, p] = np.int32(f)
+                total += np.int64(f)
+                p += 1
+        if total != M:
+            return freqs, -1
+    return freqs, pos
+
+
+@njit
+def _decode_tables(freqs, starts):
+    """One ``M``-entry lookup table per frequency table: ``sym | start << 8 | (freq - 1) << 20``."""
+    T = freqs.shape[0]
+    dtab = np.zeros(T * M, dtype=np.uint32)
+    for t in range(T):
+        st = 0
+        for a in range(freqs.shape[1]):
+            f = freqs[t, a]
+            if f:
+                starts[t, a] = st
+                e = np.uint32(a) | (np.uint32(st) << np.uint32(8)) | (np.uint32(f - 1) << np.uint32(20))
+                for q in range(st, st + f):
+                    dtab[t * M + q] = e
+                st += f
+    return dtab
+
+
+# --------------------------------------------------------------------------
+# encoding rows
+# --------------------------------------------------------------------------
+@pnjit
+def _encode_rows(sym, tidx, slot_bits, carry, freqs, starts, cap):
+    """rANS-encode every row independently into ``buf[i, :]`` (right-aligned); returns lengths.
+
+    The digits of the ``carry`` slots are not coded: they make up the
+    initial state ``L + r`` (``r`` their bits in slot order), which the
+    decoder ends in.
+    """
+    N, S = sym.shape
+    buf = np.zeros((N, cap), dtype=np.uint8)
+    lengths = np.zeros(N, dtype=np.int64)
+    for i in prange(N):
+        r = np.uint64(0)
+        for s in range(S):
+            if carry[s]:
+                r = (r << np.uint64(slot_bits[s])) | np.uint64(sym[i, s])
+        x = np.uint64(RANS_L) + r
+        p = cap
+        for s in range(S - 1, -1, -1):
+            if carry[s]:
+                continue
+            a = np.int64(sym[i, s])
+            t = tidx[i, s]
+            if t < 0:
+                sh = PREC - slot_bits[s]
+                f = np.uint64(1) << np.uint64(sh)
+                st = np.uint64(a) << np.uint64(sh)
+            else:
+                f = np.uint64(freqs[t, a])
+                st = np.uint64(starts[t, a])
+            x_max = np.uint64(((RANS_L >> PREC) << 8)) * f
+            while x >= x_max:
+                p -= 1
+                buf[i, p] = np.uint8(x & np.uint64(255))
+                x >>= np.uint64(8)
+            x = ((x // f) << np.uint64(PREC)) + (x % f) + st
+        for b in range(STATE_BYTES):  # most significant byte first in the stream
+            p -= 1
+            buf[i, p] = np.uint8((x >> np.uint64(8 * b)) & np.uint64(255))
+        lengths[i] = cap - p
+    return buf, lengths
+
+
+@pnjit
+def _compact(buf, lengths, offsets, out):
+    cap = buf.shape[1]
+    for i in prange(buf.shape[0]):
+        o = offsets[i]
+        ln = lengths[i]
+        for q in range(ln):
+            out[o + q] = buf[i, cap - ln + q]
+
+
+# --------------------------------------------------------------------------
+# decoding rows
+# --------------------------------------------------------------------------
+#: Columns of the packed per-slot parameters ``sp``.
+SP_COL, SP_BITS, SP_LAST, SP_TABLE, SP_REF, SP_SHIFT, SP_NLEV, SP_LOW, SP_CARRY, SP_MULT, SP_ROWEND = (
+    0, 1, 2, 3, 4, 8, 12, 16, 17, 18, 22)
+SP_WIDTH = 23
+#: Columns of the packed per-column parameters ``cp`` (uint64 bit patterns in int64).
+CP_DMASK, CP_DSHIFT, CP_KIND, CP_OFFSET = 0, 1, 2, 3
+#: Entries of ``meta``.
+(MT_NROWS, MT_OFFBITS, MT_IDBITS, MT_NBASES, MT_IMAGE, MT_E1, MT_E2, MT_SIGN, MT_FULL, MT_FAST,
+ MT_BLOCK, MT_RUN) = range(12)
+MT_SIZE = 12
+#: Columns of the compact per-slot parameters ``fp`` (int32) of the image fast path.
+FP_COL, FP_TABLE, FP_REF, FP_MULT, FP_WPREV, FP_ROWEND, FP_BITS, FP_DSHIFT, FP_WSLOT = 0, 1, 2, 6, 10, 11, 12, 13, 14
+FP_WIDTH = 16
+#: Longest zero run one run symbol codes.
+MAX_RUN = 255
+#: Run-length tables, by the length of the flat stretch (capped).
+RUN_CONTEXTS = 32
+
+
+@njit(inline="always")
+def _flat_stretch(s, lev, fp, codes, e1):
+    """Slots from ``s`` on whose context is 0 if the digits before them are 0.
+
+    The upper neighbours' levels come from the previous image row (decoded);
+    a digit's left neighbour inside the stretch is a digit of the run, whose
+    code is its base code (already in ``codes``).
+    """
+    end = min(np.int64(fp[s, FP_ROWEND]), s + MAX_RUN)
+    q = s + 1
+    while q < end:
+        if fp[q, 7] * lev[fp[q, 3]] + fp[q, 8] * lev[fp[q, 4]] + fp[q, 9] * lev[fp[q, 5]] != 0:
+            break
+        if fp[q, 6] != 0:
+            ws = fp[q, FP_WSLOT]
+            if ws >= s:  # the left neighbour is in the stretch: a digit of the run, so its base code
+                if codes[fp[ws, 0]] >= e1:
+                    break
+            elif lev[fp[q, 2]] != 0:
+                break
+        q += 1
+    return q - s
+
+
+@njit(inline="always")
+def _row_span(r, block_off, row_off, off_bits, block_rows, n_rows, total):
+    """Byte span ``[start, end)`` of row ``r`` in the row stream."""
+    b = r // block_rows
+    start = np.int64(block_off[b])
+    if off_bits > 0:
+        start += np.int64(_get_bits(row_off, r * off_bits, off_bits))
+    if r + 1 >= n_rows:
+        end = total
+    elif (r + 1) % block_rows == 0:
+        end = np.int64(block_off[b + 1])
+    else:
+        end = np.int64(block_off[b])
+        if off_bits > 0:
+            end += np.int64(_get_bits(row_off, (r + 1) * off_bits, off_bits))
+    return start, end
+
+
+@njit(inline="always")
+def _renorm(x, stream, p, n):
+    """Read the (at most two) bytes a state below ``L`` needs; ``(x, p)``, or p = -1 past the stream."""
+    if p + 2 <= n:
+        k = np.int64(x < np.uint64(RANS_L)) + np.int64(x < np.uint64(RANS_L >> 8))
+        w = (np.uint64(stream[p]) << np.uint64(8)) | np.uint64(stream[p + 1])
+        return (x << np.uint64(8 * k)) | (w >> np.uint64(16 - 8 * k)), p + k
+    while x < np.uint64(RANS_L):
+        if p >= n:
+            return x, -1
+        x = (x << np.uint64(8)) | np.uint64(stream[p])
+        p += 1
+    return x, p
+
+
+@njit
+def _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e2, run_table, fp, lv):
+    """Decode one row's digits into ``codes`` (base parts already there); False if corrupt."""
+    if start < 0 or end > stream.shape[0] or end - start < STATE_BYTES:
+        return False
+    S = sp.shape[0]
+    p = start
+    x = np.uint64(0)
+    for b in range(STATE_BYTES):
+        x = (x << np.uint64(8)) | np.uint64(stream[p])
+        p += 1
+    if x < np.uint64(RANS_L) or x >= np.uint64(RANS_L << 8):
+        return False
+    mask = np.uint64(M - 1)
+    lo = np.uint64(RANS_L)
+    if fast:  # images, one digit per column
+        # The left neighbour's level stays in a register (it is usually the
+        # digit just decoded), and renormalisation reads the (at most two)
+        # bytes it needs without branching; both shorten the serial chain
+        # from one symbol to the next.  Reads stay inside ``stream``; reading
+        # past the row's end only happens in a corrupt row, caught at the end.
+        n = stream.shape[0]
+        lw = np.int32(0)
+        s = 0
+        while s < S:
+            slot = x & mask
+            rest = fp[s, 7] * lv[fp[s, 3]] + fp[s, 8] * lv[fp[s, 4]] + fp[s, 9] * lv[fp[s, 5]]
+            if not fp[s, FP_WPREV]:
+                lw = lv[fp[s, 2]]
+            ctx = fp[s, 6] * lw + rest
+            t = np.int64(fp[s, FP_TABLE] + ctx)
+            if run_table >= 0 and ctx == 0:  # a run of zero digits (see _run_events)
+                L = _flat_stretch(s, lv, fp, codes, e1)
+                e = np.uint64(dtab[(run_table + min(L, RUN_CONTEXTS - 1)) * M + np.int64(slot)])
+                x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> np.uint64(PREC)) + slot - ((e >> np.uint64(8)) & mask)
+                x, p = _renorm(x, stream, p, n)
+                if p < 0:
+                    return False
+                r = np.int64(e & np.uint64(255))
+                if r > L:
+                    return False
+                for q in range(s, s + r):
+                    j = fp[q, 0]
+                    c = codes[j]
+                    lw = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+                    lv[S + j] = lw
+                s += r
+                if r == L:
+                    continue
+                t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
+                slot = x & mask
+            e = np.uint64(dtab[t * M + np.int64(slot)])
+            a = e & np.uint64(255)
+            x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> np.uint64(PREC)) + slot - ((e >> np.uint64(8)) & mask)
+            x, p = _renorm(x, stream, p, n)
+            if p < 0:
+                return False
+            j = fp[s, 0]
+            a &= np.uint64((1 << fp[s, FP_BITS]) - 1)
+            sh = fp[s, FP_DSHIFT]
+            if sh >= 0:
+                c = codes[j] | (a << np.uint64(sh))
+            else:
+                c = codes[j] | _pdep(a, np.uint64(cp[j, 0]), -1)
+            codes[j] = c
+            lw = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+            lv[S + j] = lw
+            s += 1
+        return x == lo and p == end
+    ncarry = 0
+    for s in range(S):
+        b = sp[s, 1]
+        if sp[s, SP_CARRY]:
+            ncarry += b
+            continue
+        slot = x & mask
+        t = sp[s, 3]
+        if t < 0:
+            sh = np.uint64(PREC - b)
+            a = slot >> sh
+            f = np.uint64(1) << sh
+            st = a << sh
+        else:
+            ctx = 0
+            for k in range(K_REFS):
+                ctx = ctx * sp[s, 12 + k] + (lev[sp[s, 4 + k]] >> sp[s, 8 + k])
+            e = np.uint64(dtab[(t + ctx) * M + np.int64(slot)])
+            a = e & np.uint64(255)
+            st = (e >> np.uint64(8)) & mask
+            f = (e >> np.uint64(20)) + np.uint64(1)
+        x = f * (x >> np.uint64(PREC)) + slot - st
+        while x < lo:
+            if p >= end:
+                return False
+            x = (x << np.uint64(8)) | np.uint64(stream[p])
+            p += 1
+        a &= np.uint64((1 << b) - 1)  # a damaged shared table cannot push a level out of range
+        lev[s] = np.int64(a)
+        j = sp[s, 0]
+        c = codes[j] | _pdep(a << np.uint64(sp[s, SP_LOW]), np.uint64(cp[j, 0]), cp[j, 1])
+        codes[j] = c
+        if image and sp[s, 2]:
+            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+    if p != end or x < lo or x - lo >= (np.uint64(1) << np.uint64(ncarry)):
+        return False
+    r = x - lo
+    for s in range(S - 1, -1, -1):  # the carried digits, from the initial state
+        if sp[s, SP_CARRY]:
+            b = np.uint64(sp[s, 1])
+            a = r & ((np.uint64(1) << b) - np.uint64(1))
+            r >>= b
+            j = sp[s, 0]
+            codes[j] |= _pdep(a << np.uint64(sp[s, SP_LOW]), np.uint64(cp[j, 0]), cp[j, 1])
+    return True
+
+
+@njit
+def _decode_one(r, k, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta, factor,
+                out_bits, out_float, codes, lev, fp, lv):
+    d = codes.shape[0]
+    S = sp.shape[0]
+    n_rows = meta[MT_NROWS]
+    if r < 0 or r >= n_rows:
+        return False
+    id_bits = meta[MT_IDBITS]
+    bid = np.int64(0)
+    if id_bits > 0:
+        bid = np.int64(_get_bits(ids, r * id_bits, id_bits))
+    if bid >= meta[MT_NBASES]:
+        return False
+    for j in range(d):
+        codes[j] = base_codes[bid, j]
+    image = meta[MT_IMAGE] != 0
+    e1 = np.uint64(meta[MT_E1])
+    e2 = np.uint64(meta[MT_E2])
+    fast = meta[MT_FAST] != 0
+    if image:
+        for q in range(pre_cols.shape[0]):
+            j = pre_cols[q]
+            c = codes[j]
+            if fast:
+                lv[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+            else:
+                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+    start, end = _row_span(r, block_off, row_off, meta[MT_OFFBITS], meta[MT_BLOCK], n_rows, stream.shape[0])
+    if not _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e2, meta[MT_RUN], fp, lv):
+        return False
+    sign = np.uint64(meta[MT_SIGN])
+    full = np.uint64(meta[MT_FULL])
+    for j in range(d):
+        kd = cp[j, 2]
+        if kd == 0:
+            out_bits[k, j] = codes[j] + np.uint64(cp[j, 3])
+        else:
+            _store_value(out_bits, out_float, k, j, kd, codes[j], np.uint64(cp[j, 3]), factor[j], sign, full)
+    return True
+
+
+@pnjit
+def _decode_rows_serial(rows, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta, factor,
+                        out_bits, out_float, fp, codes, lev, lv):
+    # compiled with parallel=True for the same reason as layout._decode_rows_serial; no prange here
+    for k in range(rows.shape[0]):
+        if not _decode_one(rows[k], k, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta,
+                           factor, out_bits, out_float, codes, lev, fp, lv):
+            return k
+    return -1
+
+
+@pnjit
+def _decode_rows_parallel(rows, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta, factor,
+                          out_bits, out_float, fp):
+    n = rows.shape[0]
+    d = base_codes.shape[1]
+    S = sp.shape[0]
+    nblocks = (n + 31) // 32
+    bad = np.full(nblocks, -1, dtype=np.int64)
+    for blk in prange(nblocks):
+        codes = np.zeros(d, dtype=np.uint64)
+        lev = np.zeros(S + d + 1, dtype=np.int64)
+        lv = np.zeros(S + d + 1, dtype=np.int32)
+        for k in range(blk * 32, min(n, blk * 32 + 32)):
+            if not _decode_one(rows[k], k, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta,
+                               factor, out_bits, out_float, codes, lev, fp, lv):
+                bad[blk] = k
+                break
+    for blk in range(nblocks):
+        if bad[blk] >= 0:
+            return bad[blk]
+    return -1
+
+
+@pnjit
+def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
+    """Column codes of every base (deviation bits zero): ``(n_b, d)`` uint64."""
+    d = widths.shape[0]
+    out = np.zeros((n_bases, d), dtype=np.uint64)
+    nw = (widths.sum() + 63) // 64 + 1
+    for b in prange(n_bases):
+        buf = np.zeros(nw, dtype=np.uint64)
+        src = b * base_bits
+        for t in range(base_runs.shape[0]):
+            ln = base_runs[t, 1]
+            v = _get_bits(bases, src, ln)
+            src += ln
+            # OR the ln bits of v into buf at base_runs[t, 0]
+            pos = base_runs[t, 0]
+            tt = v << np.uint64(64 - ln)
+            w = pos >> 6
+            sft = pos & 63
+            buf[w] |= tt >> np.uint64(sft)
+            if sft + ln > 64:
+                buf[w + 1] |= tt << np.uint64(64 - sft)
+        for j in range(d):
+            w = widths[j]
+            if w > 0:
+                out[b, j] = _get_bits(buf, col_start[j], w)
+    return out

@@ -1,0 +1,538 @@
+"""Entropy-coded deviations (``coding="entropy"``): rANS kernels, models, size model, format 3.0.
+
+The fuzz runs in a child process (``python tests/test_entropy_coding.py
+fuzz FILE SEED N``) so that a crash would show up as a failed exit code
+instead of killing pytest.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gedenb
+from gedenb import FormatError
+from gedenb import coding as _coding
+from gedenb import rans as _r
+from gedenb import store as _store
+from gedenb.images import compress_images
+
+THIS = Path(__file__).resolve()
+HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
+SECTION = struct.Struct("<4sIQ")
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def _images(rng, n=120, H=10, W=9, C=1):
+    """Blobby images: mostly background, smooth strokes (like digits)."""
+    yy, xx = np.mgrid[:H, :W]
+    out = np.zeros((n, H, W, C), dtype=np.uint8)
+    for i in range(n):
+        cy, cx, r = rng.uniform(2, H - 2), rng.uniform(2, W - 2), rng.uniform(1.5, 3.5)
+        dist = np.hypot(yy - cy, xx - cx)
+        v = np.clip(255 * (1.5 - np.abs(dist - r)), 0, 255)
+        for c in range(C):
+            out[i, :, :, c] = (v * rng.uniform(0.6, 1.0)).astype(np.uint8)
+    return out
+
+
+def _special_floats(dtype):
+    info = np.finfo(dtype)
+    u = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    nan_payload = np.array([np.nan], dtype=dtype).view(u) | u.type(1)
+    return np.concatenate([np.array([0.0, -0.0, np.inf, -np.inf, info.tiny, -info.tiny, info.max, info.min,
+                                     info.smallest_subnormal], dtype=dtype), nan_payload.view(dtype)])
+
+
+def _tables(rng):
+    n = 300
+    ints = {dt: np.stack([rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, n, dtype=dt, endpoint=True),
+                          rng.integers(0, 5, n).astype(dt), np.full(n, np.iinfo(dt).max, dtype=dt),
+                          np.repeat(np.array([np.iinfo(dt).min, 0, 1], dtype=dt), n // 3)], axis=1)
+            for dt in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+    out = list(ints.values())
+    for dt in (np.float16, np.float32, np.float64):
+        X = rng.normal(size=(n, 4)).astype(dt)
+        X[:, 1] = np.round(X[:, 1] * 100) / 100  # a decimal column
+        sp = _special_floats(dt)
+        X[:sp.size, 2] = sp
+        out.append(X)
+    out.append(rng.integers(0, 2, (n, 5)).astype(bool))
+    out.append(np.zeros((7, 3), dtype=np.float32))  # all rows equal
+    out.append(rng.integers(0, 1000, (1, 6)).astype(np.int32))  # one row
+    return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# --------------------------------------------------------------------------
+# rANS kernels and models
+# --------------------------------------------------------------------------
+def test_quantised_tables_sum_to_M_and_keep_every_seen_symbol(rng):
+    for _ in range(50):
+        A = int(rng.integers(1, 257))
+        counts = np.zeros((3, A), dtype=np.int64)
+        counts[0, rng.integers(0, A, 5)] = rng.integers(1, 10**6, 5)
+        counts[1] = rng.integers(0, 3, A)
+        freqs = _r._quantise(counts)
+        for t in range(3):
+            if counts[t].sum():
+                assert freqs[t].sum() == _r.M
+                assert ((freqs[t] > 0) == (counts[t] > 0)).all()
+            else:
+                assert not freqs[t].any()
+
+
+def test_frequency_tables_serialise_exactly(rng):
+    alphabet = rng.choice([2, 16, 256], size=40).astype(np.int64)
+    counts = np.zeros((40, 256), dtype=np.int64)
+    for t in range(40):
+        if t % 7:
+            k = int(rng.integers(1, alphabet[t] + 1))
+            counts[t, rng.choice(alphabet[t], size=k, replace=False)] = rng.integers(1, 5000, k)
+    freqs = _r._quantise(counts)
+    nbits = int(_r._table_bits(freqs, alphabet))
+    words = _r._write_tables(freqs, alphabet, nbits)
+    back, used = _r._read_tables(words, nbits, alphabet)
+    assert used == nbits
+    assert np.array_equal(back, freqs)
+    # a truncated stream is refused, never misread
+    assert _r._read_tables(words, nbits - 1, alphabet)[1] == -1
+
+
+def test_rows_of_random_symbols_round_trip(rng):
+    """Encode random digits with random models, decode every row alone."""
+    n, d = 400, 12
+    X = np.empty((n, d), dtype=np.uint16)
+    for j in range(d):
+        p = rng.dirichlet(np.full(1 << 10, 0.05))
+        X[:, j] = rng.choice(1 << 10, size=n, p=p)
+    X[:, 3] = rng.integers(0, 1 << 16, n)  # an incompressible column: uniform digits, carried bits
+    c = gedenb.compress(X, coding="entropy")
+    assert c.coding == "entropy"
+    assert _same(gedenb.decompress(c), X)
+    rows = rng.integers(-n, n, 50)
+    got = _coding.decode_rows(c.coded, c.records, np.where(rows < 0, rows + n, rows).astype(np.int64), c.dtype)
+    assert _same(got, X[rows])
+
+
+def test_carried_digits_are_uniform_and_unreferenced(rng):
+    X = np.stack([rng.integers(0, 1 << 30, 500), rng.integers(0, 4, 500)], axis=1).astype(np.int64)
+    c = gedenb.compress(X, coding="entropy")
+    m = c.coded.model
+    carry = _coding.carried_slots(m)
+    assert carry.any()
+    assert (m.slot_table[carry] < 0).all()
+    assert int(m.slot_bits[carry].sum()) <= _r.CARRY_BITS
+    refs = m.refs[m.nlev > 1]
+    assert not np.isin(np.flatnonzero(carry), refs).any()
+    assert _same(gedenb.decompress(c), X)
+
+
+# --------------------------------------------------------------------------
+# round trips
+# --------------------------------------------------------------------------
+def _check_tables_round_trip(rng, tmp_path, tables):
+    for k, X in enumerate(tables):
+        c = gedenb.compress(X, coding="entropy")
+        assert _same(gedenb.decompress(c), X), X.dtype
+        path = tmp_path / f"t{k}.gede"
+        size = gedenb.save(c, path)
+        with gedenb.open(path, verify=bool(k % 2)) as r:
+            assert r.version == _store.ENTROPY_FORMAT_VERSION
+            assert r.compressed.coding == "entropy"
+            assert _same(r.read_rows(slice(None)), X)
+            idx = rng.integers(-len(X), len(X), 17)
+            assert _same(r.read_rows(idx), X[idx])
+            assert _same(r[len(X) - 1], X[-1])
+        assert size == path.stat().st_size == len(_store.to_bytes(c))
+
+
+def test_tables_round_trip_bit_exact_through_save_and_open(rng, tmp_path):
+    """A few dtypes (each compiles its own decoding kernel); all of them in the slow variant."""
+    keep = (np.dtype(np.uint8), np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.bool_))
+    tables = [X for X in _tables(rng) if X.dtype in keep]
+    assert len(tables) == 4
+    _check_tables_round_trip(rng, tmp_path, tables)
+
+
+@pytest.mark.slow
+def test_tables_of_every_dtype_round_trip_bit_exact(rng, tmp_path):
+    _check_tables_round_trip(rng, tmp_path, _tables(rng))
+
+
+@pytest.mark.parametrize("store_condensed", [True, False])
+def test_condensed_samples_unchanged_by_the_coding(rng, tmp_path, store_condensed):
+    X = np.round(rng.normal(size=(500, 4)) * 100) / 100
+    raw = gedenb.compress(X, beta=4, store_condensed=store_condensed)
+    ent = gedenb.compress(X, beta=4, store_condensed=store_condensed, coding="entropy")
+    for got, want in zip(gedenb.condensed(ent), gedenb.condensed(raw)):
+        assert _same(np.asarray(got), np.asarray(want))
+    gedenb.save(ent, tmp_path / "c.gede")
+    with gedenb.open(tmp_path / "c.gede") as r:
+        for got, want in zip(r.condensed(), gedenb.condensed(raw)):
+            assert _same(np.asarray(got), np.asarray(want))
+
+
+def test_mixed_dtype_table_round_trips(rng, tmp_path):
+    T = np.zeros(200, dtype=[("k", "i1"), ("x", "f8"), ("b", "?"), ("u", "u4")])
+    T["k"] = rng.integers(-128, 128, 200)
+    T["x"] = np.round(rng.normal(size=200), 3)
+    T["b"] = rng.integers(0, 2, 200)
+    T["u"] = rng.integers(0, 2**32, 200)
+    c = gedenb.compress(T, coding="entropy")
+    assert gedenb.decompress(c).tobytes() == T.tobytes()
+    gedenb.save(c, tmp_path / "s.gede")
+    with gedenb.open(tmp_path / "s.gede") as r:
+        assert r.read_rows(slice(None)).tobytes() == T.tobytes()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_images_round_trip_with_2d_contexts(rng, tmp_path, channels):
+    imgs = _images(rng, n=600, C=channels)
+    labels = rng.integers(0, 3, len(imgs))
+    store = compress_images(imgs, labels, coding="entropy")
+    assert all(p.coded.model.scheme in _coding.IMAGE_SCHEMES for p in store.parts)
+    assert all(p.coded.model.image_shape == imgs.shape[1:] for p in store.parts)
+    gedenb.save(store, tmp_path / "i.gede")
+    with gedenb.open(tmp_path / "i.gede") as r:
+        idx = rng.integers(-len(imgs), len(imgs), 40)
+        got, lab = r.read_images(idx)
+        assert _same(got, imgs[idx]) and np.array_equal(lab, labels[idx])
+    raw = compress_images(imgs, labels)
+    assert store.eq1_bytes() < raw.eq1_bytes()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_image_scheme_round_trips(rng, tmp_path, channels):
+    """Each context scheme (with and without zero runs) forced in turn; rows read alone and in batches."""
+    X = _images(rng, n=300, C=channels).reshape(300, -1)
+    shape = (10, 9, channels)
+    for scheme in _coding.IMAGE_SCHEMES:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+            c = gedenb.compress(X, coding="entropy", image_shape=shape)
+        if c.coded.model.scheme != scheme:  # raw digits won: nothing to check for this scheme
+            assert c.coded.model.scheme == _coding.SCHEME_TABLE
+            continue
+        gedenb.save(c, tmp_path / f"s{scheme}.gede")
+        with gedenb.open(tmp_path / f"s{scheme}.gede") as r:
+            assert _same(r.read_rows(slice(None)), X)
+            for i in rng.integers(0, 300, 20):
+                assert _same(r[int(i)], X[i])
+
+
+def test_zero_runs_are_chosen_for_digit_like_images(rng):
+    X = _images(rng, n=2000).reshape(2000, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    assert c.coded.model.scheme in _coding.RUN_SCHEMES
+    assert _same(gedenb.decompress(c), X)
+
+
+def test_small_or_noisy_images_fall_back_to_smaller_models(rng):
+    noise = rng.integers(0, 256, (60, 64)).astype(np.uint8)
+    c = gedenb.compress(noise, coding="entropy", image_shape=(8, 8))
+    assert c.coded.model.scheme in (_coding.SCHEME_TABLE, _coding.SCHEME_IMAGE_FLAT)  # no neighbours pay here
+    assert gedenb.size_breakdown(c).deviations <= 1.25 * noise.size * 8  # raw bits + model, states, index
+    assert _same(gedenb.decompress(c), noise)
+    few = _images(rng, n=12).reshape(12, -1)
+    c = gedenb.compress(few, coding="entropy", image_shape=(10, 9))
+    assert c.coded.model.scheme != _coding.SCHEME_IMAGE  # 81 contexts do not pay for 12 images
+    assert _same(gedenb.decompress(c), few)
+
+
+def test_image_contexts_beat_table_contexts_on_images(rng):
+    X = _images(rng, n=300).reshape(300, -1)
+    img = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    tab = gedenb.compress(X, coding="entropy")
+    assert _same(gedenb.decompress(img), X) and _same(gedenb.decompress(tab), X)
+    assert gedenb.eq1_bits(img) < gedenb.eq1_bits(tab) < gedenb.eq1_bits(gedenb.compress(X))
+
+
+def test_parallel_and_serial_decoding_agree(rng):
+    X = _images(rng, n=1200).reshape(1200, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    rows = rng.integers(0, 1200, 2000).astype(np.int64)  # 2000 * 90 values: the parallel kernel
+    assert rows.size * X.shape[1] >= _coding.PARALLEL_MIN_VALUES
+    assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
+
+
+# --------------------------------------------------------------------------
+# the size model
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["image", "table"])
+def test_size_model_tracks_the_bytes_written(rng, kind):
+    if kind == "image":
+        X, shape = _images(rng, n=400).reshape(400, -1), (10, 9)
+    else:
+        X, shape = np.round(rng.normal(size=(3000, 5)) * 1000) / 1000, None
+    c = gedenb.compress(X, coding="entropy", image_shape=shape)
+    written = len(_store.to_bytes(c))
+    estimate = c.greedy_sizes.min() / 8  # what the greedy minimised, for the mask it chose
+    frames = 16 * 9 + 8 * 9  # nine section frames and their padding, which Eq. 1 leaves out
+    assert abs(written - estimate) <= 0.01 * written + frames
+    # the breakdown counts exactly the coded sections
+    k = c.coded
+    assert gedenb.size_breakdown(c).deviations == 8 * (len(_coding.model_to_bytes(k.model, k.off_bits))
+                                                       + _coding.index_bytes(k) + k.stream.size)
+    assert 0 <= written - gedenb.eq1_bits(c) / 8 <= frames
+
+
+def test_greedy_keeps_the_smallest_estimated_size(rng):
+    X = (np.repeat(rng.integers(0, 2**20, (40, 3)), 50, axis=0) + rng.integers(0, 4, (2000, 3))).astype(np.int64)
+    c = gedenb.compress(X, coding="entropy", tau=3)
+    sizes = c.greedy_sizes
+    assert sizes.size >= 4  # the plateau rule ran
+    codes = _codes(X, c)
+    # sizes[0] is the estimate with the constant positions only, plus S_params
+    s_params = int(sizes[0]) - round(_coding.coded_size_bits(codes, c.widths, _const_mask(c, X), 1, c.n, 0, 0))
+    assert s_params > 0
+    again = _coding.coded_size_bits(codes, c.widths, c.base_mask, c.n_bases, c.n, 0, s_params)
+    assert abs(again - sizes.min()) <= 1
+
+
+def _codes(X, c):
+    from gedenb.encode import encode_columns
+
+    return np.ascontiguousarray(encode_columns(X, c.codecs), dtype=np.uint64)
+
+
+def _const_mask(c, X):
+    from gedenb import bits as _bits
+    from gedenb.encode import encode_columns
+
+    w = c.widths
+    l_t = int(w.sum())
+    words = _bits._pack_codes(encode_columns(X, c.codecs), w, _bits.words_per_row(l_t))
+    counts = _bits._position_counts(_bits._transpose_bits(words, l_t), 0, len(X))
+    return (counts == 0) | (counts == len(X))
+
+
+# --------------------------------------------------------------------------
+# arguments
+# --------------------------------------------------------------------------
+def test_bad_arguments_are_refused(rng):
+    X = rng.integers(0, 9, (20, 6)).astype(np.uint8)
+    with pytest.raises(ValueError, match="coding"):
+        gedenb.compress(X, coding="zstd")
+    with pytest.raises(ValueError, match="image_shape"):
+        gedenb.compress(X, image_shape=(2, 3))
+    with pytest.raises(ValueError, match="image_shape"):
+        gedenb.compress(X, coding="entropy", image_shape=(4, 4))
+    with pytest.raises(TypeError, match="image_shape"):
+        gedenb.compress(X, coding="entropy", image_shape=6)
+    c = gedenb.compress(X, coding="entropy", image_shape=(2, 3))
+    assert c.coded.model.image_shape == (2, 3, 1)
+
+
+def test_out_of_range_rows_are_refused_by_the_kernel(rng):
+    X = rng.integers(0, 9, (20, 6)).astype(np.uint8)
+    c = gedenb.compress(X, coding="entropy")
+    with pytest.raises(FormatError, match="out of range"):
+        _coding.decode_rows(c.coded, c.records, np.array([20], dtype=np.int64), c.dtype)
+
+
+def test_cli_compresses_with_entropy_coding_and_describes_it(rng, tmp_path, capsys):
+    from gedenb.__main__ import main
+
+    X = np.round(rng.normal(size=(200, 3)), 2)
+    np.save(tmp_path / "t.npy", X)
+    assert main(["compress", str(tmp_path / "t.npy"), str(tmp_path / "t.gede"), "--coding", "entropy"]) == 0
+    assert main(["info", str(tmp_path / "t.gede")]) == 0
+    out = capsys.readouterr().out
+    assert ".gede format 3.0" in out and "coding         entropy (rANS, table contexts)" in out
+    with gedenb.open(tmp_path / "t.gede") as r:
+        assert _same(r.read_rows(slice(None)), X)
+
+
+# --------------------------------------------------------------------------
+# the file: version, checksums, forged fields, damage
+# --------------------------------------------------------------------------
+def _file(rng, tmp_path, image=False):
+    if image:
+        X = _images(rng, n=200).reshape(200, -1)
+        c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    else:
+        X = np.round(rng.normal(size=(300, 4)) * 100) / 100
+        c = gedenb.compress(X, beta=3, coding="entropy")
+    path = tmp_path / ("img.gede" if image else "tab.gede")
+    gedenb.save(c, path)
+    return X, path
+
+
+def _sections(data: bytes):
+    out, pos = {}, HEADER.size
+    while pos + SECTION.size <= len(data):
+        tag, crc, nbytes = SECTION.unpack_from(data, pos)
+        out[tag] = (pos, pos + SECTION.size, nbytes)
+        pos += SECTION.size + nbytes + (-nbytes % 8)
+    return out
+
+
+def _refix(data: bytearray, tag: bytes) -> None:
+    """Recompute the CRC of section ``tag`` (a forged file with correct checksums)."""
+    frame, start, nbytes = _sections(bytes(data))[tag]
+    struct.pack_into("<I", data, frame + 4, zlib.crc32(bytes(data[start:start + nbytes])))
+
+
+def test_file_is_format_3_with_the_entropy_flag_and_sections(rng, tmp_path):
+    _, path = _file(rng, tmp_path)
+    data = path.read_bytes()
+    h = HEADER.unpack_from(data, 0)
+    assert (h[1], h[2]) == (3, 0) and h[3] & 4 and h[12] == 9
+    assert list(_sections(data))[-3:] == [b"MODL", b"RIDX", b"ROWS"]
+
+
+def test_older_reader_refuses_the_file_by_its_version(rng, tmp_path, monkeypatch):
+    _, path = _file(rng, tmp_path)
+    monkeypatch.setattr(_store, "SUPPORTED_MAJOR", (1, 2))
+    with pytest.raises(FormatError, match="version 3.0 is not supported"):
+        gedenb.open(path)
+
+
+def test_entropy_flag_must_match_the_version(rng, tmp_path):
+    _, path = _file(rng, tmp_path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, 8, 1)  # claim 1.0
+    struct.pack_into("<I", data, 92, zlib.crc32(bytes(data[:92])))
+    bad = tmp_path / "bad.gede"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="ENTROPY flag"):
+        gedenb.open(bad)
+
+
+@pytest.mark.parametrize("tag", [b"MODL", b"RIDX", b"ROWS"])
+def test_damaged_coded_sections_fail_their_checksum(rng, tmp_path, tag):
+    _, path = _file(rng, tmp_path)
+    data = bytearray(path.read_bytes())
+    _frame, start, nbytes = _sections(bytes(data))[tag]
+    data[start + nbytes // 2] ^= 0x10
+    bad = tmp_path / "bad.gede"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="checksum"):
+        gedenb.open(bad)
+
+
+FORGERIES = {
+    "model version": (b"MODL", lambda p: struct.pack_into("<I", p, 0, 2), "model version"),
+    "precision": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 11), "precision"),
+    "slot count": (b"MODL", lambda p: struct.pack_into("<I", p, 20, struct.unpack_from("<I", p, 20)[0] + 1),
+                   "digit slots"),
+    "table count": (b"MODL", lambda p: struct.pack_into("<I", p, 24, 5000), "frequency tables"),
+    "table bits": (b"MODL", lambda p: struct.pack_into("<Q", p, 56, struct.unpack_from("<Q", p, 56)[0] - 3),
+                   "table stream|frequency tables|padding"),
+    "first block offset": (b"RIDX", lambda p: struct.pack_into("<Q", p, 0, 1), "block offsets"),
+    "last block offset": (b"RIDX", lambda p: struct.pack_into("<Q", p, 8, 2**40), "block offsets"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_fields_with_correct_checksums_are_rejected(rng, tmp_path, name):
+    tag, edit, why = FORGERIES[name]
+    _, path = _file(rng, tmp_path)
+    data = bytearray(path.read_bytes())
+    _frame, start, nbytes = _sections(bytes(data))[tag]
+    payload = bytearray(data[start:start + nbytes])
+    edit(payload)
+    data[start:start + nbytes] = payload
+    _refix(data, tag)
+    bad = tmp_path / "bad.gede"
+    bad.write_bytes(bytes(data))
+    for verify in (True, False):
+        with pytest.raises(FormatError, match=why):
+            gedenb.open(bad, verify=verify)
+
+
+def test_damaged_rows_read_without_verification_fail_at_read(rng, tmp_path):
+    X, path = _file(rng, tmp_path, image=True)
+    data = bytearray(path.read_bytes())
+    _frame, start, nbytes = _sections(bytes(data))[b"ROWS"]
+    for k in range(0, nbytes, 97):
+        data[start + k] ^= 0xA5
+    bad = tmp_path / "bad.gede"
+    bad.write_bytes(bytes(data))
+    with gedenb.open(bad, verify=False) as r:
+        caught = 0
+        for i in range(len(X)):
+            try:
+                row = r.read_rows([i])
+            except FormatError:
+                caught += 1
+                continue
+            assert row.shape == (1, X.shape[1]) and row.dtype == X.dtype
+        assert caught > 0
+
+
+def _check_random_damage(rng, tmp_path, kinds, n_cases):
+    for image in kinds:
+        _, path = _file(rng, tmp_path, image=image)
+        seed = int(rng.integers(2**31))
+        proc = subprocess.run([sys.executable, str(THIS), "fuzz", str(path), str(seed), str(n_cases)],
+                              capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "fuzz ok" in proc.stdout
+
+
+def test_random_damage_never_crashes(rng, tmp_path):
+    """Random bit flips in the coded sections, plain and with forged checksums, in a child process."""
+    _check_random_damage(rng, tmp_path, (True,), 60)
+
+
+@pytest.mark.slow
+def test_random_damage_never_crashes_slow(rng, tmp_path):
+    _check_random_damage(rng, tmp_path, (False, True), 1000)
+
+
+def _fuzz(path: str, seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    good = Path(path).read_bytes()
+    secs = _sections(good)
+    with gedenb.open(path) as r:
+        want = r.read_rows(slice(None))
+    out = Path(path).with_suffix(".fuzz")
+    outcomes = {"refused": 0, "exact": 0, "read error": 0, "wrong values": 0}
+    for case in range(n):
+        data = bytearray(good)
+        tag = [b"MODL", b"RIDX", b"ROWS", b"RECS", b"BASE"][case % 5]
+        _frame, start, nbytes = secs[tag]
+        if nbytes == 0:
+            continue
+        for _ in range(int(rng.integers(1, 4))):
+            q = start + int(rng.integers(nbytes))
+            data[q] ^= 1 << int(rng.integers(8))
+        if case % 2:
+            _refix(data, tag)  # forged: checksums right, contents wrong
+        out.write_bytes(bytes(data))
+        for verify in (True, False):
+            try:
+                r = gedenb.open(out, verify=verify)
+            except FormatError:
+                outcomes["refused"] += 1
+                continue
+            try:
+                for rows in (slice(None), rng.integers(0, len(want), 5)):
+                    try:
+                        got = r.read_rows(rows)
+                    except FormatError:
+                        outcomes["read error"] += 1
+                        continue
+                    assert got.shape == want[rows].shape and got.dtype == want.dtype
+                    outcomes["exact" if got.tobytes() == want[rows].tobytes() else "wrong values"] += 1
+            finally:
+                r.close()
+    print("fuzz ok", outcomes)
+
+
+if __name__ == "__main__":  # child processes of the tests above
+    if sys.argv[1] == "fuzz":
+        _fuzz(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
