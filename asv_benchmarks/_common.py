@@ -10,7 +10,7 @@ module, and it
   timed either way (see :func:`warm_up`); it is measured on its own by
   ``bench_compress.ColdStart``;
 * loads the data sets once per process (MNIST class-wise buffers, California
-  Housing), raising :class:`NotImplementedError` -- asv's "skip" -- when the
+  Housing, the synthetic mixed-dtype table), raising :class:`NotImplementedError` -- asv's "skip" -- when the
   MNIST files are not available (``GEDENB_DATA`` unset or missing);
 * shrinks every data set when ``GEDENB_BENCH_SMOKE`` is set (the pytest
   smoke test runs each benchmark once on small data that way).
@@ -43,6 +43,7 @@ __all__ = [
     "check_cache",
     "california",
     "gedenb",
+    "mixed",
     "mnist_class",
     "mnist_classes",
     "random_rows",
@@ -61,6 +62,9 @@ MNIST_CLASS = 3
 #: Rows kept per MNIST class / of California Housing in smoke mode.
 SMOKE_MNIST_ROWS = 256
 SMOKE_CALIFORNIA_ROWS = 2048
+#: Rows of the synthetic mixed-dtype table (``datasets.synthetic_mixed``), full and in smoke mode.
+MIXED_ROWS = 1_000_000
+SMOKE_MIXED_ROWS = 4096
 
 
 def smoke() -> bool:
@@ -118,6 +122,16 @@ def california() -> np.ndarray:
     if smoke():
         X = X[:SMOKE_CALIFORNIA_ROWS]
     return np.ascontiguousarray(X)
+
+
+@functools.lru_cache(maxsize=None)
+def _mixed(n: int) -> np.ndarray:
+    return datasets.synthetic_mixed(n, seed=0)
+
+
+def mixed() -> np.ndarray:
+    """The synthetic mixed-dtype table: 1,000,000 x 16 fields, 60 bytes per row (a structured array)."""
+    return _mixed(SMOKE_MIXED_ROWS if smoke() else MIXED_ROWS)
 
 
 def random_rows(n: int, k: int, seed: int = SEED) -> np.ndarray:

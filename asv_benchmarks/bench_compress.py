@@ -6,7 +6,12 @@ Data:
   clustering (``beta=None``) and with ``beta=12``;
 * MNIST train class-wise (the paper's setting for images): the 60,000
   images as ``(n, 784)`` uint8, compressed one class at a time (ten
-  tables), ``tau=10``, with the ``narrow`` and ``native`` column codecs.
+  tables), ``tau=10``, with the ``narrow`` and ``native`` column codecs;
+* the synthetic mixed-dtype table ``datasets.synthetic_mixed()``:
+  1,000,000 rows of 16 fields (int8/16/32/64, uint8/32, bool,
+  float32/64; 60 MB), a structured array with one codec per field, without
+  clustering and with ``beta=12``.  zstd on the same bytes is in
+  ``bench_peers.ZstdMixed``.
 
 Ratios are reported as ``track_`` benchmarks: the paper's Eq. 1 size and
 the ``.gede`` bytes on disk, each divided by the raw bytes.  Every ``setup``
@@ -21,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._common import TempDir, cache_or_skip, california, check_cache, gedenb, mnist_classes, smoke, warm_up
+from ._common import TempDir, cache_or_skip, california, check_cache, gedenb, mixed, mnist_classes, smoke, warm_up
 
 TAU = 10
 WIDTHS = ["narrow", "native"]
@@ -166,6 +171,72 @@ class MnistRatios:
         return disk / raw
 
     track_disk_ratio.unit = "file bytes / raw bytes"
+
+
+class MixedCompress:
+    """Compress the synthetic 1,000,000 x 16 mixed-dtype table (a structured array)."""
+
+    params = BETAS
+    param_names = ["beta"]
+    timeout = 600
+
+    def setup(self, beta):
+        self.T = mixed()
+        warm_up(self.T, beta=beta, rows=4096)
+
+    def time_compress(self, beta):
+        gedenb.compress(self.T, beta=beta, tau=TAU)
+
+    def peakmem_compress(self, beta):
+        gedenb.compress(self.T, beta=beta, tau=TAU)
+
+
+class MixedDecompress:
+    """Decompress the synthetic mixed-dtype table back into a structured array."""
+
+    params = BETAS
+    param_names = ["beta"]
+    timeout = 600
+
+    def setup(self, beta):
+        T = mixed()
+        warm_up(T, beta=beta, decompress=True, rows=4096)
+        self.c = gedenb.compress(T, beta=beta, tau=TAU)
+
+    def time_decompress(self, beta):
+        gedenb.decompress(self.c)
+
+    def peakmem_decompress(self, beta):
+        gedenb.decompress(self.c)
+
+
+class MixedRatios:
+    """Storage of the synthetic mixed-dtype table: ratios to its raw bytes and the file size."""
+
+    params = BETAS
+    param_names = ["beta"]
+    timeout = 600
+
+    def setup_cache(self):
+        T = mixed()
+        return {str(beta): _sizes([T], beta=beta) for beta in BETAS}
+
+    def track_eq1_ratio(self, sizes, beta):
+        eq1, _, raw = sizes[str(beta)]
+        return eq1 / raw
+
+    track_eq1_ratio.unit = "Eq.1 bytes / raw bytes"
+
+    def track_disk_ratio(self, sizes, beta):
+        _, disk, raw = sizes[str(beta)]
+        return disk / raw
+
+    track_disk_ratio.unit = "file bytes / raw bytes"
+
+    def track_disk_bytes(self, sizes, beta):
+        return sizes[str(beta)][1]
+
+    track_disk_bytes.unit = "bytes"
 
 
 COLD_START = "import gedenb, numpy as np; gedenb.compress(np.arange(100).reshape(50, 2))"

@@ -2,7 +2,8 @@
 
 The input is always MNIST train class-wise -- ten C-contiguous ``(n_k, 784)``
 uint8 buffers, one per class, exactly the tables gedenb compresses in
-``bench_compress.MnistCompress`` -- and California Housing for zstd.
+``bench_compress.MnistCompress`` -- and California Housing and the synthetic
+1,000,000 x 16 mixed-dtype table (its 60 MB of records) for zstd.
 
 * ``ZstdMnist``: zstd level 3, one frame per class buffer (time, memory,
   ratio).
@@ -35,6 +36,7 @@ from ._common import (
     cache_or_skip,
     california,
     check_cache,
+    mixed,
     mnist_classes,
     smoke,
 )
@@ -210,6 +212,60 @@ class ZstdCalifornia:
     track_ratio.unit = "compressed bytes / raw bytes"
 
 
+class ZstdMixed:
+    """zstd on the bytes of the synthetic mixed-dtype table (row-major records, as gedenb reads them).
+
+    Level 3, one frame: compress and decompress time, memory, ratio.  Level
+    19 takes tens of seconds on the 60 MB, so it runs once per run in
+    ``setup_cache`` (size and one timed pass), as for MNIST.
+    """
+
+    timeout = 600
+
+    def setup_cache(self):
+        def build():
+            _need_zstd()
+            buffer = mixed().tobytes()
+            t0 = time.perf_counter()
+            nbytes = len(zstandard.ZstdCompressor(level=19).compress(buffer))
+            return {"raw": len(buffer), "level19": nbytes, "seconds19": time.perf_counter() - t0}
+
+        return cache_or_skip(build)
+
+    def setup(self, cache):
+        check_cache(cache)
+        _need_zstd()
+        self.buffer = mixed().tobytes()
+        self.cctx = zstandard.ZstdCompressor(level=3)
+        self.frame = self.cctx.compress(self.buffer)
+        self.dctx = zstandard.ZstdDecompressor()
+
+    def time_compress_level3(self, cache):
+        self.cctx.compress(self.buffer)
+
+    def peakmem_compress_level3(self, cache):
+        self.cctx.compress(self.buffer)
+
+    def time_decompress_level3(self, cache):
+        self.dctx.decompress(self.frame)
+
+    def track_ratio_level3(self, cache):
+        return len(self.frame) / len(self.buffer)
+
+    track_ratio_level3.unit = "compressed bytes / raw bytes"
+
+    def track_ratio_level19(self, cache):
+        return cache["level19"] / cache["raw"]
+
+    track_ratio_level19.unit = "compressed bytes / raw bytes"
+
+    def track_seconds_level19(self, cache):
+        """One timed pass of level 19 over the whole table (in setup_cache)."""
+        return cache["seconds19"]
+
+    track_seconds_level19.unit = "s"
+
+
 # --------------------------------------------------------------------------
 # zstd with a trained dictionary, one frame per image
 # --------------------------------------------------------------------------
@@ -264,6 +320,121 @@ class ZstdDictMnist(_ZstdDictFrames):
         return len(cache["dict"]) / 1024
 
     track_dictionary_kib.unit = "KiB"
+
+
+# --------------------------------------------------------------------------
+# gedenb with entropy-coded deviations, next to the peers (issue 7)
+# --------------------------------------------------------------------------
+class EntropyMnist:
+    """gedenb ``compress_images(..., coding="entropy")``: MNIST train class-wise, all 60,000 images.
+
+    The whole image container file is counted (header, class index, every
+    part's codecs, model, row index and row streams) -- compare with
+    ``ZstdDictMnist.track_ratio`` (frames + dictionary + 4 bytes per image).
+    """
+
+    timeout = 900
+
+    def setup_cache(self):
+        def build():
+            from ._common import TempDir, gedenb
+            from gedenb.images import compress_images
+
+            classes = mnist_classes()
+            X = np.concatenate(classes).reshape(-1, 28, 28)
+            y = np.repeat(np.arange(10), [len(c) for c in classes])
+            t0 = time.perf_counter()
+            store = compress_images(X, y, coding="entropy")
+            seconds = time.perf_counter() - t0
+            with TempDir() as tmp:
+                nbytes = gedenb.save(store, tmp / "mnist.gede")
+            return {"bytes": nbytes, "raw": X.nbytes, "seconds": seconds}
+
+        return cache_or_skip(build)
+
+    def setup(self, cache):
+        check_cache(cache)
+
+    def track_ratio(self, cache):
+        """File bytes / raw bytes (issue 7 bar: <= ZstdDictMnist.track_ratio)."""
+        return cache["bytes"] / cache["raw"]
+
+    track_ratio.unit = "stored bytes / raw bytes"
+
+    def track_compress_seconds(self, cache):
+        """One pass of compress_images (all ten classes), in setup_cache."""
+        return cache["seconds"]
+
+    track_compress_seconds.unit = "s"
+
+
+class EntropyTables:
+    """Tables: gedenb ``coding="entropy"`` (per-row random access) vs zstd-19 on the whole raw array.
+
+    California Housing (shipped), Default of Credit Card Clients and IJCNN1
+    (``GEDENB_DATA``), ``beta=None``, ``tau=10``; the ``.gede`` file bytes
+    and the zstd frame bytes, each over the raw bytes.
+    """
+
+    timeout = 900
+    params = ["california", "credit_default", "ijcnn1"]
+    param_names = ["table"]
+
+    def setup_cache(self):
+        from gedenb import datasets
+
+        from ._common import gedenb
+
+        out = {}
+        for name in self.params:
+            try:
+                X = california() if name == "california" else np.ascontiguousarray(
+                    getattr(datasets, name)().data)
+            except (FileNotFoundError, ValueError) as e:
+                out[name] = {"skip": f"{name} needs GEDENB_DATA: {e}"}
+                continue
+            if smoke():
+                X = np.ascontiguousarray(X[:2048])
+            t0 = time.perf_counter()
+            c = gedenb.compress(X, coding="entropy")
+            seconds = time.perf_counter() - t0
+            from gedenb.store import to_bytes
+
+            out[name] = {"gede": len(to_bytes(c)), "raw": X.nbytes, "seconds": seconds,
+                         "zstd19": len(zstandard.ZstdCompressor(level=19).compress(X.tobytes())) if zstandard else -1,
+                         "gede_raw_bits": len(to_bytes(gedenb.compress(X)))}
+        return out
+
+    def setup(self, cache, table):
+        _need_zstd()
+        check_cache(cache[table])
+
+    def track_ratio_entropy(self, cache, table):
+        return cache[table]["gede"] / cache[table]["raw"]
+
+    track_ratio_entropy.unit = "file bytes / raw bytes"
+
+    def track_ratio_raw_bits(self, cache, table):
+        """gedenb as published (raw-bit deviations), for reference."""
+        return cache[table]["gede_raw_bits"] / cache[table]["raw"]
+
+    track_ratio_raw_bits.unit = "file bytes / raw bytes"
+
+    def track_ratio_zstd19(self, cache, table):
+        return cache[table]["zstd19"] / cache[table]["raw"]
+
+    track_ratio_zstd19.unit = "zstd-19 bytes / raw bytes"
+
+    def track_entropy_vs_zstd19(self, cache, table):
+        """Issue 7 bar: <= 1."""
+        return cache[table]["gede"] / cache[table]["zstd19"]
+
+    track_entropy_vs_zstd19.unit = "gedenb bytes / zstd-19 bytes"
+
+    def track_compress_seconds(self, cache, table):
+        return cache[table]["seconds"]
+
+    track_compress_seconds.unit = "s"
 
 
 # --------------------------------------------------------------------------

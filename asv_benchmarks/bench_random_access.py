@@ -44,8 +44,27 @@ from .bench_peers import (
     zstandard,
 )
 
-DATASETS = ["mnist3-narrow", "mnist3-native", "california"]
+DATASETS = ["mnist3-narrow", "mnist3-native", "mnist3-entropy", "california", "california-entropy"]
 TAU = 10
+
+
+def _compress(X: np.ndarray, dataset: str):
+    """The table of ``dataset`` as benchmarked: raw-bit (narrow/native) or entropy-coded deviations."""
+    if dataset.endswith("entropy"):
+        shape = (28, 28) if dataset.startswith("mnist3") else None
+        return gedenb.compress(X, tau=TAU, coding="entropy", image_shape=shape)
+    return gedenb.compress(X, tau=TAU, widths="native" if dataset.endswith("native") else "narrow")
+
+
+def warm_up_entropy(X: np.ndarray, image_shape=None) -> None:
+    """Compile the entropy-coding kernels (compress, save, open, serial and parallel reads) on a sample."""
+    sample = np.ascontiguousarray(X[np.linspace(0, len(X) - 1, min(256, len(X))).astype(np.int64)])
+    with TempDir() as tmp:
+        gedenb.save(gedenb.compress(sample, tau=TAU, coding="entropy", image_shape=image_shape), tmp / "w.gede")
+        r = gedenb.open(tmp / "w.gede")
+        r.read_rows(np.zeros(1, dtype=np.int64))
+        r.read_rows(np.zeros(65536 // X.shape[1] + 1, dtype=np.int64))
+        r.close()
 
 
 def _table(dataset: str) -> np.ndarray:
@@ -66,11 +85,13 @@ class GedeReadRows:
 
     def setup(self, dataset, rows):
         X = _table(dataset)
-        widths = "native" if dataset.endswith("native") else "narrow"
-        warm_up(X, widths=(widths,), read=True)
+        if dataset.endswith("entropy"):
+            warm_up_entropy(X, (28, 28) if dataset.startswith("mnist3") else None)
+        else:
+            warm_up(X, widths=("native" if dataset.endswith("native") else "narrow",), read=True)
         self.tmp = TempDir()
         path = self.tmp / f"{dataset}.gede"
-        gedenb.save(gedenb.compress(X, tau=TAU, widths=widths), path)
+        gedenb.save(_compress(X, dataset), path)
         self.reader = gedenb.open(path)
         self.idx = random_rows(len(X), rows)
 
@@ -264,6 +285,59 @@ class Acceptance:
         return self._read1024("native")
 
     track_read1024_native_gbps.unit = "GB/s"
+
+    def _entropy_reader(self, tmp):
+        X = self.classes[MNIST_CLASS]
+        warm_up_entropy(X, (28, 28))
+        gedenb.save(gedenb.compress(X, tau=TAU, coding="entropy", image_shape=(28, 28)), tmp / "e.gede")
+        return X, gedenb.open(tmp / "e.gede")
+
+    def track_entropy_read1024_mbps(self):
+        """coding="entropy" (issue 7 bar: >= 500 MB/s): 1,024 random rows of MNIST class 3."""
+        with TempDir() as tmp:
+            X, r = self._entropy_reader(tmp)
+            try:
+                idx = random_rows(len(X), 1024)
+                return r.read_rows(idx).nbytes / best_seconds(lambda: r.read_rows(idx)) / 1e6
+            finally:
+                r.close()
+
+    track_entropy_read1024_mbps.unit = "MB/s"
+
+    def track_entropy_one_row_vs_zstd_dict(self):
+        """coding="entropy" one-row read / zstd-dict one-frame decode, same process (issue 7 bar: <= 2).
+
+        Both sides go through the same kind of path: ``Reader.read_rows`` of one
+        random row, and the ``ZstdDictRows.read`` loop for one row (a frame per
+        image of class 3, dictionary trained as in ``bench_peers``).
+        """
+        _need_zstd()
+        from .bench_peers import compress_frames, frame_compressor, train_mnist_dictionary
+
+        with TempDir() as tmp:
+            X, r = self._entropy_reader(tmp)
+            try:
+                zdict = train_mnist_dictionary(self.classes)
+                buf, offsets = compress_frames(frame_compressor(zdict, 19), X)
+                dctx = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(zdict.as_bytes()))
+                off = offsets.astype(np.uint32).tolist()
+                view = memoryview(buf)
+                idx = random_rows(len(X), 1)
+                d = X.shape[1]
+
+                def zstd_one():
+                    out = np.empty((1, d), dtype=np.uint8)
+                    for j, i in enumerate(idx.tolist()):
+                        out[j] = np.frombuffer(dctx.decompress(view[off[i]:off[i + 1]], max_output_size=d),
+                                               dtype=np.uint8)
+                    return out
+
+                assert np.array_equal(zstd_one(), r.read_rows(idx))
+                return best_seconds(lambda: r.read_rows(idx)) / best_seconds(zstd_one)
+            finally:
+                r.close()
+
+    track_entropy_one_row_vs_zstd_dict.unit = "gedenb time / zstd-dict time"
 
     def track_read1024_numpy_gbps(self):
         X = self.classes[MNIST_CLASS]
