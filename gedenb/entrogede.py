@@ -55,67 +55,12 @@ MAX_ROWS = 1 << 40
 MAX_ROW_BITS = 1 << 20
 
 
-@dataclass(frozen=True, eq=False)
-class Compressed:
-    """An EntroGeDe-compressed table (immutable container of arrays).
+class _DerivedSizes:
+    """Sizes derived from a compressed table's fields (shared by :class:`Compressed`
+    and :class:`gedenb.sharded.ShardedSummary`)."""
 
-    Attributes
-    ----------
-    shape : (n, d)
-        Shape of the original table; for a mixed-dtype (structured) table
-        ``d`` is its number of fields.
-    dtype : numpy.dtype
-        Its dtype; :func:`decompress` returns exactly this.  Structured for
-        a mixed-dtype table (then :func:`decompress` returns an ``(n,)``
-        structured array); see :func:`gedenb.encode.as_table` for how its
-        byte order and padding are normalised.
-    codecs : Codecs
-        Per-column lossless codecs (widths sum to ``l_t``).
-    base_mask : (l_t,) bool
-        ``True`` at the base bit positions ``B*_pos``.
-    n_bases : int
-        ``n_b``, the number of distinct bases.
-    bases : uint64 bit stream
-        ``n_b`` bases of ``l_b`` bits each.
-    records : uint64 bit stream
-        ``n + m`` records of ``id_bits + l_d`` bits each: the original rows,
-        then the ``m`` condensed samples rounded onto the codec grid.
-    weights : (m,) int64
-        Cluster sizes of the condensed samples (they sum to ``n``).
-    beta_positions : (beta,) int64
-        Bit positions used for clustering (empty when ``beta`` is None).
-    store_condensed : bool
-        False in the storage-constrained mode: no condensed rows are stored
-        and :func:`condensed` recomputes them from the data.
-    entropy : (l_t,) float64
-        Per-position entropy of the original rows (Eq. 6).
-    greedy_sizes : int64
-        Eq. 1 after each base position the greedy search tried, starting
-        with the constant positions only (the curve with its plateau).
-    tau : int
-        The plateau threshold used.
-    coded : gedenb.coding.EntropyCoded or None
-        With ``coding="entropy"``: the rANS-coded deviations (model, row
-        index, row streams); ``records`` then holds only the base IDs.
-    """
+    __slots__ = ()
 
-    shape: tuple
-    dtype: np.dtype
-    codecs: Codecs
-    base_mask: np.ndarray
-    n_bases: int
-    bases: np.ndarray
-    records: np.ndarray
-    weights: np.ndarray
-    beta_positions: np.ndarray
-    store_condensed: bool
-    entropy: np.ndarray
-    greedy_sizes: np.ndarray
-    tau: int
-    layout: Layout = field(repr=False, compare=False)
-    coded: object = field(default=None, repr=False, compare=False)
-
-    # --- derived sizes -------------------------------------------------------
     @property
     def n(self) -> int:
         return int(self.shape[0])
@@ -178,6 +123,67 @@ class Compressed:
     def raw_bytes(self) -> int:
         """Bytes of the original array (``n * d * itemsize``; ``n * itemsize`` for a structured one)."""
         return self.n * self.dtype.itemsize * (1 if self.dtype.names is not None else self.d)
+
+
+@dataclass(frozen=True, eq=False)
+class Compressed(_DerivedSizes):
+    """An EntroGeDe-compressed table (immutable container of arrays).
+
+    Attributes
+    ----------
+    shape : (n, d)
+        Shape of the original table; for a mixed-dtype (structured) table
+        ``d`` is its number of fields.
+    dtype : numpy.dtype
+        Its dtype; :func:`decompress` returns exactly this.  Structured for
+        a mixed-dtype table (then :func:`decompress` returns an ``(n,)``
+        structured array); see :func:`gedenb.encode.as_table` for how its
+        byte order and padding are normalised.
+    codecs : Codecs
+        Per-column lossless codecs (widths sum to ``l_t``).
+    base_mask : (l_t,) bool
+        ``True`` at the base bit positions ``B*_pos``.
+    n_bases : int
+        ``n_b``, the number of distinct bases.
+    bases : uint64 bit stream
+        ``n_b`` bases of ``l_b`` bits each.
+    records : uint64 bit stream
+        ``n + m`` records of ``id_bits + l_d`` bits each: the original rows,
+        then the ``m`` condensed samples rounded onto the codec grid.
+    weights : (m,) int64
+        Cluster sizes of the condensed samples (they sum to ``n``).
+    beta_positions : (beta,) int64
+        Bit positions used for clustering (empty when ``beta`` is None).
+    store_condensed : bool
+        False in the storage-constrained mode: no condensed rows are stored
+        and :func:`condensed` recomputes them from the data.
+    entropy : (l_t,) float64
+        Per-position entropy of the original rows (Eq. 6).
+    greedy_sizes : int64
+        Eq. 1 after each base position the greedy search tried, starting
+        with the constant positions only (the curve with its plateau).
+    tau : int
+        The plateau threshold used.
+    coded : gedenb.coding.EntropyCoded or None
+        With ``coding="entropy"``: the rANS-coded deviations (model, row
+        index, row streams); ``records`` then holds only the base IDs.
+    """
+
+    shape: tuple
+    dtype: np.dtype
+    codecs: Codecs
+    base_mask: np.ndarray
+    n_bases: int
+    bases: np.ndarray
+    records: np.ndarray
+    weights: np.ndarray
+    beta_positions: np.ndarray
+    store_condensed: bool
+    entropy: np.ndarray
+    greedy_sizes: np.ndarray
+    tau: int
+    layout: Layout = field(repr=False, compare=False)
+    coded: object = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         s = size_breakdown(self)

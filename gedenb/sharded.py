@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, column_dtypes
-from .entrogede import MAX_ROW_BITS, MAX_ROWS
+from .entrogede import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
 from .errors import FormatError
 from .layout import ceil_log2, decode_rows, make_layout
 
@@ -61,7 +61,7 @@ _FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @dataclass(frozen=True, eq=False)
-class ShardedSummary:
+class ShardedSummary(_DerivedSizes):
     """What a sharded store holds, without its rows (an immutable container).
 
     Has the size attributes of :class:`gedenb.Compressed`, so
@@ -107,50 +107,6 @@ class ShardedSummary:
     store_condensed = True
     #: Deviations are stored raw (the ``.gede`` v1 records), never entropy-coded.
     coded = None
-
-    @property
-    def n(self) -> int:
-        return int(self.shape[0])
-
-    @property
-    def d(self) -> int:
-        return int(self.shape[1])
-
-    @property
-    def m(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def beta(self) -> int:
-        return int(self.beta_positions.shape[0])
-
-    @property
-    def fields(self):
-        return self.dtype.names
-
-    @property
-    def widths(self) -> np.ndarray:
-        return self.codecs.width
-
-    @property
-    def row_bits(self) -> int:
-        return int(self.codecs.width.sum())
-
-    @property
-    def base_bits(self) -> int:
-        return int(self.base_mask.sum())
-
-    @property
-    def deviation_bits(self) -> int:
-        return self.row_bits - self.base_bits
-
-    @property
-    def id_bits(self) -> int:
-        return ceil_log2(self.n_bases)
-
-    @property
-    def raw_bytes(self) -> int:
-        return self.n * self.dtype.itemsize * (1 if self.dtype.names is not None else self.d)
 
     def __repr__(self) -> str:
         return (f"ShardedSummary({self.path!r}, shape={self.shape}, dtype={self.dtype}, shards={len(self.shard_rows)}, "
