@@ -510,9 +510,9 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None):
                         dshift, d)
 
 
-def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d):
-    S = slot_col.shape[0]
-    refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
+def _table_alphabet(uniform, nlev, slot_bits):
+    """Each coded digit slot's first table and every table's alphabet size (one table per context level combination)."""
+    S = slot_bits.shape[0]
     slot_table = np.full(S, -1, dtype=np.int64)
     alphabet = []
     t = 0
@@ -523,7 +523,13 @@ def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slo
         k = int(np.prod(nlev[s]))
         alphabet.extend([1 << int(slot_bits[s])] * k)
         t += k
-    alphabet = np.asarray(alphabet, dtype=np.int64)
+    return slot_table, np.asarray(alphabet, dtype=np.int64)
+
+
+def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d):
+    S = slot_col.shape[0]
+    refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
+    slot_table, alphabet = _table_alphabet(uniform, nlev, slot_bits)
     return _finish(codes, sym, SCHEME_TABLE, (0, 0, 0), 0, 0, slot_col, slot_bits, slot_low, slot_last, slot_table,
                    refs, shifts, nlev, alphabet, dmask, dshift)
 
@@ -690,17 +696,7 @@ def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, 
             if ((~use) & ((ref[:, k] != 0) | (shift[:, k] != 0))).any():
                 raise FormatError("MODL: unused context fields must be zero")
         refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
-        slot_table = np.full(S, -1, dtype=np.int64)
-        alphabet = []
-        t = 0
-        for s in range(S):
-            if uniform[s]:
-                continue
-            slot_table[s] = t
-            k = int(np.prod(nlev[s]))
-            alphabet.extend([1 << int(slot_bits[s])] * k)
-            t += k
-        alphabet = np.asarray(alphabet, dtype=np.int64)
+        slot_table, alphabet = _table_alphabet(uniform, nlev, slot_bits)
     T = alphabet.shape[0]
     if T_file != T or T > MAX_TABLES:
         raise FormatError(f"MODL: {T_file} frequency tables, the slots give {T} (at most {MAX_TABLES})")
