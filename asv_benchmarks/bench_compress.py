@@ -80,7 +80,23 @@ def _sizes(tables, **kwargs):
     return eq1, disk, raw
 
 
-class CaliforniaRatios:
+class _Ratios:
+    """``track_`` ratios over ``setup_cache``'s ``{str(param): _sizes(...)}``."""
+
+    def track_eq1_ratio(self, sizes, param):
+        eq1, _, raw = sizes[str(param)]
+        return eq1 / raw
+
+    track_eq1_ratio.unit = "Eq.1 bytes / raw bytes"
+
+    def track_disk_ratio(self, sizes, param):
+        _, disk, raw = sizes[str(param)]
+        return disk / raw
+
+    track_disk_ratio.unit = "file bytes / raw bytes"
+
+
+class CaliforniaRatios(_Ratios):
     """Storage ratios of California Housing (Eq. 1 includes the m condensed rows when beta is set)."""
 
     params = BETAS
@@ -89,18 +105,6 @@ class CaliforniaRatios:
     def setup_cache(self):
         X = california()
         return {str(beta): _sizes([X], beta=beta) for beta in BETAS}
-
-    def track_eq1_ratio(self, sizes, beta):
-        eq1, _, raw = sizes[str(beta)]
-        return eq1 / raw
-
-    track_eq1_ratio.unit = "Eq.1 bytes / raw bytes"
-
-    def track_disk_ratio(self, sizes, beta):
-        _, disk, raw = sizes[str(beta)]
-        return disk / raw
-
-    track_disk_ratio.unit = "file bytes / raw bytes"
 
 
 class MnistCompress:
@@ -144,7 +148,7 @@ class MnistDecompress:
             gedenb.decompress(c)
 
 
-class MnistRatios:
+class MnistRatios(_Ratios):
     """Storage ratios of MNIST train class-wise: sums over the ten tables / raw bytes.
 
     The paper reports about 58% (Eq. 1, native widths, tau = 10).
@@ -159,18 +163,6 @@ class MnistRatios:
 
     def setup(self, sizes, widths):
         check_cache(sizes)
-
-    def track_eq1_ratio(self, sizes, widths):
-        eq1, _, raw = sizes[widths]
-        return eq1 / raw
-
-    track_eq1_ratio.unit = "Eq.1 bytes / raw bytes"
-
-    def track_disk_ratio(self, sizes, widths):
-        _, disk, raw = sizes[widths]
-        return disk / raw
-
-    track_disk_ratio.unit = "file bytes / raw bytes"
 
 
 class MixedCompress:
@@ -210,7 +202,7 @@ class MixedDecompress:
         gedenb.decompress(self.c)
 
 
-class MixedRatios:
+class MixedRatios(_Ratios):
     """Storage of the synthetic mixed-dtype table: ratios to its raw bytes and the file size."""
 
     params = BETAS
@@ -220,18 +212,6 @@ class MixedRatios:
     def setup_cache(self):
         T = mixed()
         return {str(beta): _sizes([T], beta=beta) for beta in BETAS}
-
-    def track_eq1_ratio(self, sizes, beta):
-        eq1, _, raw = sizes[str(beta)]
-        return eq1 / raw
-
-    track_eq1_ratio.unit = "Eq.1 bytes / raw bytes"
-
-    def track_disk_ratio(self, sizes, beta):
-        _, disk, raw = sizes[str(beta)]
-        return disk / raw
-
-    track_disk_ratio.unit = "file bytes / raw bytes"
 
     def track_disk_bytes(self, sizes, beta):
         return sizes[str(beta)][1]

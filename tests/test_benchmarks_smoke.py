@@ -51,6 +51,8 @@ def bench_modules():
 
 def _benchmark_classes(module):
     for name, cls in inspect.getmembers(module, inspect.isclass):
+        if name.startswith("_"):  # asv skips private names (shared bases such as _Ratios)
+            continue
         if cls.__module__ == module.__name__ and any(m.startswith(PREFIXES) for m in dir(cls)):
             yield name, cls
 
@@ -71,11 +73,15 @@ def _cases():
     cases = []
     for name in MODULES:
         tree = ast.parse((BENCH_DIR / f"{name}.py").read_text())
+        with_benchmarks = set()  # classes defining or inheriting (from this module) benchmark methods
         for node in tree.body:
-            if isinstance(node, ast.ClassDef) and any(
-                isinstance(b, ast.FunctionDef) and b.name.startswith(PREFIXES) for b in node.body
+            if isinstance(node, ast.ClassDef) and (
+                any(isinstance(b, ast.FunctionDef) and b.name.startswith(PREFIXES) for b in node.body)
+                or any(isinstance(b, ast.Name) and b.id in with_benchmarks for b in node.bases)
             ):
-                cases.append((name, node.name))
+                with_benchmarks.add(node.name)
+                if not node.name.startswith("_"):  # asv skips private names (shared bases)
+                    cases.append((name, node.name))
     return cases
 
 
