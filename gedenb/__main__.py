@@ -79,7 +79,10 @@ def _coding_lines(c) -> list[str]:
         return ["coding         raw (fixed-width records, the paper's)"]
     from .coding import coding_summary
 
-    return ["coding         " + coding_summary(c.coded)]
+    lines = ["coding         " + coding_summary(c.coded)]
+    if getattr(c, "predict", None) is not None:
+        lines.append(f"transform      {c.predict.describe()} ({c.predict.nbytes:,} B)")
+    return lines
 
 
 def cmd_quickstart(args) -> int:

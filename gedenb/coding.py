@@ -26,7 +26,7 @@ already decoded in the same row, so each row still decodes on its own:
 
 Rows are byte-aligned rANS streams; a row index (one 64-bit offset per
 block of 64 rows plus a fixed-width offset per row inside its block) finds
-any row in O(1).  The model (frequency tables, quantised to ``2**12``) is
+any row in O(1).  The model (frequency tables, quantised to ``2**prec``) is
 stored in the file and counted in every size.
 
 :func:`fit` builds the model and :func:`estimate_bits` the size it gives,
@@ -46,7 +46,7 @@ from numba.core.errors import NumbaPerformanceWarning
 
 from . import bits as _bits
 from . import rans as _r
-from .encode import output_views
+from .encode import _storage_uint, output_views
 from .errors import FormatError
 from .layout import ceil_log2
 
@@ -114,11 +114,15 @@ class EntropyModel(NamedTuple):
     alphabet : (T,) int64
         Alphabet size of every table.
     freqs : (T, 256) int32
-        Quantised frequencies (each non-empty table sums to ``2**12``).
+        Quantised frequencies (each non-empty table sums to ``2**prec``).
     col_dmask : (d,) uint64
         Deviation bits inside every column's code.
     col_dshift : (d,) int64
         Their shift when contiguous, else -1.
+    prec : int
+        Bits of frequency precision (every table sums to ``2**prec``):
+        :data:`gedenb.rans.IMAGE_PREC` for the image schemes, whose decode
+        tables must stay in cache, :data:`gedenb.rans.PREC` for tables.
     """
 
     scheme: int
@@ -137,6 +141,7 @@ class EntropyModel(NamedTuple):
     freqs: np.ndarray
     col_dmask: np.ndarray
     col_dshift: np.ndarray
+    prec: int = _r.PREC
 
     @property
     def n_slots(self) -> int:
@@ -173,6 +178,13 @@ class EntropyCoded(NamedTuple):
         column codes instead of values (mixed-dtype tables).
     factor : float64
         The codecs' fixed-point factors.
+    ip : int64
+        Parameters of the image decoder (:func:`gedenb.rans._decode_image_one`;
+        empty when it does not apply: see :func:`_image_params`).
+    base_lev : (n_b, (H + 1) (W + 2)) uint8
+        Levels of every base's codes on the padded image grid (image decoder only).
+    base_nz : (n_b, H) uint64
+        Per base and image row, the columns whose base code's level is not 0 (one bit each).
     """
 
     model: EntropyModel
@@ -190,6 +202,9 @@ class EntropyCoded(NamedTuple):
     meta_codes: np.ndarray
     factor: np.ndarray
     fp: np.ndarray
+    ip: np.ndarray
+    base_lev: np.ndarray
+    base_nz: np.ndarray
 
     @property
     def nbytes(self) -> int:
@@ -390,8 +405,8 @@ def _image_thresholds(codes: np.ndarray, cols: np.ndarray) -> tuple[int, int]:
 
 
 def _freq_cost(counts: np.ndarray, alphabet: np.ndarray):
-    freqs = _r._quantise(counts)
-    return freqs, float(_r._code_bits(counts, freqs)), int(_r._table_bits(freqs, alphabet))
+    freqs = _r._quantise(counts, _r.PREC)
+    return freqs, float(_r._code_bits(counts, freqs, _r.PREC)), int(_r._table_bits(freqs, alphabet))
 
 
 def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_tables: int):
@@ -538,6 +553,7 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
             nlev, alphabet, dmask, dshift):
     S = slot_col.shape[0]
     image = scheme in IMAGE_SCHEMES
+    prec = _r.IMAGE_PREC if image else _r.PREC
     if scheme in RUN_SCHEMES:  # the events of every row: run lengths and the digits outside runs
         sp = _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low,
                          np.zeros(S, dtype=bool), shape, True)
@@ -545,16 +561,16 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
         tidx = _r._run_events(codes, base, sym, _fast_slots(sp, dshift), alphabet.shape[0] - _r.RUN_CONTEXTS - 1,
                               np.uint64(e1), np.uint64(e2))
         counts = _r._events_histogram(*tidx, alphabet.shape[0], _r.MAX_ALPHABET)
-        freqs = _r._quantise(counts)
+        freqs = _r._quantise(counts, prec)
         model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
-                             refs, shifts, nlev, alphabet, freqs, dmask, dshift)
+                             refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec)
         return model, sym, tidx, counts
     tidx = _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
                             np.uint64(e2)) if S else np.zeros((codes.shape[0], 0), dtype=np.int32)
     counts = _r._histogram(tidx, sym, alphabet.shape[0], _r.MAX_ALPHABET)
-    freqs = _r._quantise(counts)
+    freqs = _r._quantise(counts, prec)
     model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
-                         refs, shifts, nlev, alphabet, freqs, dmask, dshift)
+                         refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec)
     return model, sym, tidx, counts
 
 
@@ -566,13 +582,14 @@ def estimate_bits(model: EntropyModel, counts: np.ndarray, n_rows: int) -> float
     (flushed state, byte rounding); the index is estimated from the mean
     row length; the model is counted exactly.
     """
-    code = float(_r._code_bits(counts, model.freqs))
+    code = float(_r._code_bits(counts, model.freqs, model.prec))
     carry = carried_slots(model)
     uni = (model.slot_table < 0) & ~carry
     code += float(n_rows) * float(model.slot_bits[uni].sum())
     # carried bits fill the initial state, whose 23 bits of L were wasted before
     carried = int(model.slot_bits[carry].sum())
     row_bytes = (code + n_rows * max(0, carried - 23)) / 8 + ROW_OVERHEAD_BYTES * n_rows
+    row_bytes = max(row_bytes, float(_r.STATE_BYTES) * n_rows)  # no row is shorter than its flushed state
     mean = row_bytes / max(n_rows, 1)
     off_bits = ceil_log2(int(mean * (BLOCK_ROWS - 1) * 1.25) + 1)
     nblocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -617,7 +634,7 @@ def model_to_bytes(model: EntropyModel, off_bits: int) -> bytes:
     head = np.zeros(1, dtype=[("version", "<u4"), ("scheme", "<u4"), ("prec", "<u4"), ("block_rows", "<u4"),
                               ("off_bits", "<u4"), ("n_slots", "<u4"), ("n_tables", "<u4"), ("H", "<u4"),
                               ("W", "<u4"), ("C", "<u4"), ("e1", "<u8"), ("e2", "<u8"), ("table_bits", "<u8")])
-    head[0] = (MODEL_VERSION, model.scheme, _r.PREC, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
+    head[0] = (MODEL_VERSION, model.scheme, model.prec, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
                model.e1, model.e2, nbits)
     assert head.nbytes == MODEL_HEADER_BYTES
     parts = [head.tobytes()]
@@ -652,7 +669,8 @@ def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, 
     version, scheme, prec, block_rows, off_bits, S_file, T_file, H, W, C = (int(v) for v in h)
     if version != MODEL_VERSION:
         raise FormatError(f"MODL: model version {version} is not supported (this gedenb reads {MODEL_VERSION})")
-    if prec != _r.PREC or block_rows != BLOCK_ROWS or off_bits > 63 or scheme not in (SCHEME_TABLE,) + IMAGE_SCHEMES:
+    if not _r.MIN_PREC <= prec <= _r.MAX_PREC or block_rows != BLOCK_ROWS or off_bits > 63 \
+            or scheme not in (SCHEME_TABLE,) + IMAGE_SCHEMES:
         raise FormatError("MODL: precision, block size, offset width or scheme not supported")
     dmask, dshift, dw = _column_masks(widths, base_mask)
     slot_col, slot_bits, slot_low, slot_last, slot_tix = _slots(dw)
@@ -706,12 +724,12 @@ def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, 
     words = np.frombuffer(buf, dtype="<u8", count=nwords, offset=pos).astype(np.uint64)
     if nbits % 64 and int(words[-1]) & ((1 << (64 - nbits % 64)) - 1):
         raise FormatError("MODL: padding bits of the table stream must be zero")
-    freqs, used = _r._read_tables(words if nwords else np.zeros(1, np.uint64), nbits, alphabet)
+    freqs, used = _r._read_tables(words if nwords else np.zeros(1, np.uint64), nbits, alphabet, prec)
     if used != nbits:
         raise FormatError("MODL: malformed frequency tables")
     model = EntropyModel(int(scheme), (H, W, C) if scheme in IMAGE_SCHEMES else (0, 0, 0), e1, e2, slot_col,
                          slot_bits, slot_low, slot_last, slot_table, refs, shifts, nlev, alphabet, freqs, dmask,
-                         dshift)
+                         dshift, prec)
     return _frozen_model(model), off_bits
 
 
@@ -731,14 +749,14 @@ def encode(model: EntropyModel, sym: np.ndarray, tidx: np.ndarray):
     starts = _starts(model.freqs)
     cap = _r.STATE_BYTES + 4 + (3 * S + 1) // 2 + 8
     if model.scheme in RUN_SCHEMES:  # tidx holds the rows' events (rans._run_events)
-        buf, lengths = _r._encode_events(*tidx, model.freqs, starts, 2 * cap)
+        buf, lengths = _r._encode_events(*tidx, model.freqs, starts, 2 * cap, model.prec)
         offsets = np.zeros(N + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
         _r._compact(buf, lengths, offsets, stream)
         return (stream,) + row_index(offsets)
     carry = carried_slots(model).astype(np.uint8)
-    buf, lengths = _r._encode_rows(sym, tidx, model.slot_bits, carry, model.freqs, starts, cap)
+    buf, lengths = _r._encode_rows(sym, tidx, model.slot_bits, carry, model.freqs, starts, cap, model.prec)
     offsets = np.zeros(N + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
@@ -773,7 +791,7 @@ def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases,
           dtype, id_bits: int, n_rows: int) -> EntropyCoded:
     """The decodable container: derives lookup tables, base codes and the kernels' packed parameters."""
     starts = np.zeros(model.freqs.shape, dtype=np.int32)
-    dtab = _r._decode_tables(model.freqs, starts) if model.n_tables else np.zeros(1, dtype=np.uint32)
+    dtab = _r._decode_tables(model.freqs, starts, model.prec) if model.n_tables else np.zeros(1, dtype=np.uint32)
     widths = np.asarray(codecs.width, dtype=np.int64)
     d = widths.shape[0]
     col_start = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
@@ -800,7 +818,12 @@ def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases,
         meta[[_r.MT_NROWS, _r.MT_OFFBITS, _r.MT_IDBITS, _r.MT_NBASES, _r.MT_IMAGE, _r.MT_FAST, _r.MT_BLOCK]] = (
             n_rows, off_bits, id_bits, n_bases, image, fast, BLOCK_ROWS)
         meta[_r.MT_E1], meta[_r.MT_E2] = model.e1, model.e2
+        meta[_r.MT_PREC] = model.prec
+        meta[_r.MT_LIMIT] = n_rows
         meta[_r.MT_RUN] = model.n_tables - _r.RUN_CONTEXTS - 1 if runs else -1
+        # every column an integer codec: 1 (code + offset), 2 (the code itself: all offsets 0)
+        if (np.asarray(kind) == 0).all():
+            meta[_r.MT_INT] = 2 if (np.asarray(offset, dtype=np.uint64) == 0).all() else 1
         meta[_r.MT_SIGN:_r.MT_FULL + 1] = np.array([1 << (nb - 1), (1 << nb) - 1], dtype=np.uint64).view(np.int64)
         return cp, meta
 
@@ -808,12 +831,76 @@ def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases,
     cp_codes, meta_codes = pack(0, 0, np.uint64)
     factor = np.ascontiguousarray(codecs.factor, dtype=np.float64)
     fp = _fast_slots(sp, model.col_dshift) if fast else np.zeros((0, _r.FP_WIDTH), dtype=np.int32)
+    ip, base_lev, base_nz = _image_params(model, base_codes, codecs.offset) if fast else (_NO_IP, _NO_LEV, _NO_NZ)
     coded = EntropyCoded(model, stream, block_off, row_off, int(off_bits), dtab, base_codes, pre_cols, sp, cp, meta,
-                         cp_codes, meta_codes, factor, fp)
+                         cp_codes, meta_codes, factor, fp, ip, base_lev, base_nz)
     for a in coded[1:]:
         if isinstance(a, np.ndarray) and a.flags.writeable:
             a.setflags(write=False)
     return coded
+
+
+_NO_IP = np.zeros(0, dtype=np.int64)
+_NO_LEV = np.zeros((0, 0), dtype=np.uint8)
+_NO_NZ = np.zeros((0, 0), dtype=np.uint64)
+
+
+def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
+    """``(ip, base_lev, base_nz)`` of the image decoder (:func:`gedenb.rans._decode_image_one`), or empty arrays.
+
+    It applies to models of :data:`gedenb.rans.IMAGE_PREC` bits (a compile-time
+    constant of the decoder) of single-channel images at most
+    :data:`gedenb.rans.IMAGE_MAX_W` pixels wide with one digit per column whose slots all share one table
+    group and one set of context radices, with contexts from the left, upper,
+    upper-left and upper-right neighbours (any subset): the neighbours' levels
+    are then read at fixed offsets of a padded level image instead of through
+    per-slot references (see the notes above that function).
+    """
+    none = (_NO_IP, _NO_LEV, _NO_NZ)
+    H, W, C = model.image_shape
+    S = model.n_slots
+    d = base_codes.shape[1]
+    if C != 1 or W > _r.IMAGE_MAX_W or S == 0 or (model.slot_table != model.slot_table[0]).any() \
+            or (model.shifts != 0).any() or model.prec != _r.IMAGE_PREC:
+        return none
+    col = model.slot_col
+    y, x = col // W, col % W
+    zero = S + d
+    geo = [np.where(x > 0, S + col - 1, zero), np.where(y > 0, S + col - W, zero),
+           np.where((y > 0) & (x > 0), S + col - W - 1, zero), np.where((y > 0) & (x < W - 1), S + col - W + 1, zero)]
+    mult = _mults(model.nlev)
+    m = np.zeros(4, dtype=np.int64)
+    for k in range(4):
+        used = model.nlev[:, k] > 1
+        if used.any() != used.all() or (used.any() and ((model.refs[:, k] != geo[k]).any()
+                                                         or (mult[:, k] != mult[0, k]).any())):
+            return none
+        m[k] = mult[0, k] if used.any() else 0
+    PW = W + 2
+    nbuf = (H + 1) * PW
+    inner = ((np.arange(H)[:, None] + 1) * PW + np.arange(W)[None, :] + 1).ravel()
+    smask = np.zeros(H, dtype=np.int64)
+    np.bitwise_or.at(smask, y, np.left_shift(1, x))
+    head = np.zeros(_r.IP_HEAD, dtype=np.int64)
+    head[[_r.IP_PW, _r.IP_MW, _r.IP_MN, _r.IP_MNW, _r.IP_MNE, _r.IP_S, _r.IP_D, _r.IP_NBUF, _r.IP_TABLE, _r.IP_H,
+          _r.IP_W]] = (PW, *m, S, d, nbuf, model.slot_table[0], H, W)
+    slots = np.zeros((S, _r.IPS_WIDTH), dtype=np.int64)
+    slots[:, _r.IPS_POS], slots[:, _r.IPS_COL] = (y + 1) * PW + x + 1, col
+    slots[:, _r.IPS_SHIFT] = model.col_dshift[col]
+    slots[:, _r.IPS_MASK] = (1 << model.slot_bits) - 1
+    slots[:, _r.IPS_Y], slots[:, _r.IPS_X] = y, x
+    head[_r.IP_SLOTS] = _r.IP_HEAD
+    head[_r.IP_SMASK] = _r.IP_HEAD + slots.size
+    head[_r.IP_OFF] = _r.IP_HEAD + slots.size + H
+    off = np.broadcast_to(np.asarray(offset, dtype=np.uint64), (d,)).view(np.int64)
+    ip = np.concatenate([head, slots.ravel(), smask, off])
+    nz = base_codes >= np.uint64(model.e1)
+    lev = nz.astype(np.uint8) + (base_codes >= np.uint64(model.e2))
+    base_lev = np.zeros((base_codes.shape[0], nbuf), dtype=np.uint8)
+    base_lev[:, inner] = lev
+    weights = np.left_shift(np.uint64(1), np.arange(W, dtype=np.uint64))
+    base_nz = (nz.reshape(-1, H, W).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
+    return ip, base_lev, np.ascontiguousarray(base_nz, dtype=np.uint64)
 
 
 def coding_summary(coded: EntropyCoded) -> str:
@@ -916,6 +1003,8 @@ def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, c
         A requested row is out of range or its stream is corrupt (only
         possible for files opened with ``verify=False`` or damaged data).
     """
+    if coded.ip.size:
+        return _decode_image_rows(coded, ids, rows, dtype, codes_only, factor)
     if codes_only:
         out = np.empty((rows.shape[0], coded.cp.shape[0]), dtype=np.uint64)
         bits, flt = out, _NO_FLOAT
@@ -947,6 +1036,78 @@ def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, c
     if bad >= 0:
         raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or base ID)")
     return out
+
+
+def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, codes_only: bool,
+                       factor) -> np.ndarray:
+    """:func:`decode_rows` for stores with the image decoder (``coded.ip`` not empty).
+
+    The kernel checks every index itself (``-n <= r < n``, negative ones
+    counting from the end), so ``rows`` may be any 1-D int64 array: a bad
+    index is reported like a corrupt row, and :meth:`gedenb.store.Reader.read_rows`
+    then names it with the error its full validation gives.
+    """
+    d = coded.cp.shape[0]
+    if codes_only:
+        out = np.empty((rows.shape[0], d), dtype=np.uint64)
+        bits, flt, cp, meta = out, _NO_FLOAT, coded.cp_codes, coded.meta_codes
+    else:
+        out = np.empty((rows.shape[0], d), dtype=dtype)
+        dt = out.dtype
+        bits = out if dt.kind == "u" else out.view(_storage_uint(dt))
+        flt = out if dt.kind == "f" and dt.itemsize >= 4 else _NO_FLOAT
+        cp, meta = coded.cp, coded.meta
+    args = (rows, coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY,
+            ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab, coded.ip, meta,
+            cp, coded.factor if factor is None else factor, bits, flt)
+    if rows.shape[0] * d >= PARALLEL_MIN_VALUES:
+        bad = _r._decode_image_rows_parallel(*args)
+    else:
+        bad = _r._decode_image_rows_serial(*args)
+    if bad >= 0:
+        raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or base ID)")
+    return out
+
+
+def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, factor=None, n_public=None):
+    """A function ``rows -> (k, d) array`` for stores with the image decoder, its arguments prepared once.
+
+    What :func:`decode_rows` does for such a store (values, not codes), for
+    callers that read many small batches: :meth:`gedenb.store.Reader.read_rows`
+    uses it for 1-D int64 indices, which the kernel checks itself
+    (``-n_public <= r < n_public``, by default all rows including condensed
+    samples; a bad one raises :class:`FormatError` as a corrupt row would).
+    The function holds views of the store's arrays: drop it to release them.
+    """
+    if not coded.ip.size:
+        raise ValueError("the image decoder does not apply to this store")
+    meta = coded.meta
+    if n_public is not None:
+        if not 0 <= n_public <= meta[_r.MT_NROWS]:
+            raise ValueError(f"n_public={n_public} is not in [0, {int(meta[_r.MT_NROWS])}]")
+        meta = meta.copy()
+        meta[_r.MT_LIMIT] = n_public
+        meta.setflags(write=False)
+    d = coded.cp.shape[0]
+    dt = np.dtype(dtype)
+    view = None if dt.kind == "u" else _storage_uint(dt)
+    flt_is_out = dt.kind == "f" and dt.itemsize >= 4
+    static = (coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY,
+              ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab, coded.ip,
+              meta, coded.cp, coded.factor if factor is None else factor)
+    serial, parallel = _r._decode_image_rows_serial, _r._decode_image_rows_parallel
+    few = -(-PARALLEL_MIN_VALUES // d)  # fewer rows than this: one thread
+
+    def read(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((rows.shape[0], d), dtype=dt)
+        bad = (serial if rows.shape[0] < few else parallel)(rows, *static, out if view is None else out.view(view),
+                                                            out if flt_is_out else _NO_FLOAT)
+        if bad >= 0:
+            raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or "
+                              "base ID)")
+        return out
+
+    return read
 
 
 # --------------------------------------------------------------------------

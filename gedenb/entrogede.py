@@ -21,6 +21,7 @@ import numpy as np
 
 from . import bits as _bits
 from . import coding as _coding
+from . import predict as _predict
 from ._numba import njit
 from .encode import (
     Codecs,
@@ -167,6 +168,14 @@ class Compressed(_DerivedSizes):
     coded : gedenb.coding.EntropyCoded or None
         With ``coding="entropy"``: the rANS-coded deviations (model, row
         index, row streams); ``records`` then holds only the base IDs.
+    predict : gedenb.predict.Prediction or None
+        With ``coding="entropy"``: the per-row code transform (lag groups
+        with their side arrays, column residuals) applied before the greedy
+        base selection and the entropy coding, when it made the table
+        smaller; the bases, records and coded rows then hold transformed
+        codes, and every decode undoes the transform row by row.
+        ``entropy`` stays that of the original rows, and the condensed
+        samples are always computed from (and stored as) the original values.
     """
 
     shape: tuple
@@ -184,6 +193,7 @@ class Compressed(_DerivedSizes):
     tau: int
     layout: Layout = field(repr=False, compare=False)
     coded: object = field(default=None, repr=False, compare=False)
+    predict: object = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         s = size_breakdown(self)
@@ -378,6 +388,12 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         records; or ``"entropy"``, static rANS with context models and a row
         index (:mod:`gedenb.coding`), still randomly accessible per row.  The
         greedy base selection then minimises the coded size instead of Eq. 1.
+        For a plain table (no ``image_shape``) the column codes may first be
+        rewritten by a per-row invertible transform (:mod:`gedenb.predict`:
+        lag groups with a side array, column residuals, ratio groups), kept
+        only when the estimated file is smaller with it (``c.predict``).  The
+        clustering, the condensed samples and ``c.entropy`` always use the
+        original values; bases and deviations hold the transformed codes.
     image_shape : (H, W) or (H, W, C), optional
         With ``coding="entropy"``: the rows are images of this shape
         (``H * W * C == d``, row-major, channels last), so pixels are coded
@@ -452,12 +468,26 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
             T = _bits._transpose_bits(words, l_t) if l_t else np.zeros((0, (n + m + 63) // 64), np.uint64)
             counts = counts + _bits._position_counts(T, n, n + m)
     s_params = params_bits(d, l_t, len(beta_pos)) + 8 * fields_bytes(X.dtype)
+    pred = None
     if coding == "entropy":
         shape = _coding.check_image_shape(image_shape, d)
         all_codes = np.concatenate([codes, ccodes]) if m else codes
         all_codes = np.ascontiguousarray(all_codes, dtype=np.uint64)
         mask, n_b, labels, sizes = _coding.greedy_base_selection(T, counts, H, all_codes, widths, n, m, tau,
                                                                  s_params, shape)
+        pred = _predict.fit(all_codes, codecs, X.dtype, n) if shape is None else None
+        if pred is not None:  # kept only if the table is smaller with it, its section PRED included
+            tcodes = _predict.forward(all_codes, codecs, pred)
+            twords = _bits._pack_codes(tcodes, widths, words.shape[1])
+            tT = _bits._transpose_bits(twords, l_t)
+            tcounts = _bits._position_counts(tT, 0, n + m)
+            tH = _bits.entropy(_bits._position_counts(tT, 0, n), n)
+            got = _coding.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau,
+                                                s_params + 8 * pred.nbytes, None)
+            if got[3].min() < sizes.min():
+                (mask, n_b, labels, sizes), words, all_codes = got, twords, tcodes
+            else:
+                pred = None
     else:
         mask, n_b, labels, sizes = greedy_base_selection(T, counts, H, n, m, tau, s_params)
     layout = make_layout(widths, mask, n_b)
@@ -476,7 +506,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         shape=(n, d), dtype=X.dtype, codecs=_frozen(codecs), base_mask=mask, n_bases=n_b,
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=bool(store_condensed) or beta is None, entropy=H, greedy_sizes=sizes,
-        tau=tau, layout=layout, coded=coded,
+        tau=tau, layout=layout, coded=coded, predict=pred,
     )
 
 
@@ -539,6 +569,9 @@ def _decode_rows(c: Compressed, rows: np.ndarray, factor=None) -> np.ndarray:
     """Rows ``rows`` (validated int64) of ``c``, whichever its coding."""
     if c.coded is None:
         return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, factor)
+    if c.predict is not None:  # transformed codes: decode them, undo the transform row by row, then the codecs
+        codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
+        return decode_codes(_predict.inverse(codes, rows, c.codecs, c.predict), c.codecs, c.dtype)
     if c.dtype.names is not None:  # mixed dtypes: column codes, then every field through its codecs
         return decode_codes(_coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
                             c.dtype)
@@ -549,16 +582,22 @@ def size_breakdown(c: Compressed) -> SizeBreakdown:
     """Eq. 1 split into bases, base IDs, deviations, weights and parameters (bits).
 
     With ``coding="entropy"`` the deviations term is what is stored for
-    them: the coding model, the row index and the rows' rANS streams.
+    them: the coding model, the row index and the rows' rANS streams (and
+    section PRED of a transformed table, :mod:`gedenb.predict`).
     """
     N = c.n + c.m
     return SizeBreakdown(
         bases=c.n_bases * c.base_bits,
         base_ids=N * c.id_bits,
-        deviations=N * c.deviation_bits if c.coded is None else 8 * c.coded.nbytes,
+        deviations=N * c.deviation_bits if c.coded is None else 8 * (c.coded.nbytes + _pred_bytes(c)),
         weights=c.m * ceil_log2(c.n),
         params=params_bits(c.d, c.row_bits, c.beta) + 8 * fields_bytes(c.dtype),
     )
+
+
+def _pred_bytes(c) -> int:
+    p = getattr(c, "predict", None)
+    return 0 if p is None else p.nbytes
 
 
 def eq1_bits(c: Compressed) -> int:

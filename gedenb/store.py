@@ -10,6 +10,7 @@ Layout (all integers little-endian; ``docs/FORMAT.md`` is the reference)::
     section BASE   n_b bases of l_b bits: a uint64 bit stream
     section RECS   n + m records of id_bits + l_d bits: a uint64 bit stream
     section WGHT   m weights, stored as w - 1 in ceil(log2 n) bits each
+    (format 3.x: MODL, RIDX, ROWS; 3.1 adds PRED, the code transform of gedenb.predict)
 
 Each section is ``tag (4 bytes) | crc32 (u32) | nbytes (u64) | payload``,
 zero-padded to a multiple of 8 bytes so the bit streams can be mapped as
@@ -40,6 +41,7 @@ import numpy as np
 
 from . import bits as _bits
 from . import coding as _coding
+from . import predict as _predict
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64
 from .entrogede import (
     MAX_ROW_BITS,
@@ -67,9 +69,13 @@ FIELDS_FORMAT_VERSION = (2, 0)
 #: (``coding="entropy"``): flag ENTROPY and sections MODL, RIDX, ROWS, which
 #: 1.x and 2.x readers would misread, so they refuse the file by its major.
 ENTROPY_FORMAT_VERSION = (3, 0)
+#: (major, minor) written for an entropy-coded table with a code transform
+#: (flag PREDICT, section PRED after ROWS; :mod:`gedenb.predict`); 3.0
+#: readers refuse it by the unknown flag.
+PREDICT_FORMAT_VERSION = (3, 1)
 SUPPORTED_MAJOR = (1, 2, 3)
 #: The newest minor this reader knows, per major.
-_KNOWN_MINOR = {1: FORMAT_VERSION[1], 2: FIELDS_FORMAT_VERSION[1], 3: ENTROPY_FORMAT_VERSION[1]}
+_KNOWN_MINOR = {1: FORMAT_VERSION[1], 2: FIELDS_FORMAT_VERSION[1], 3: PREDICT_FORMAT_VERSION[1]}
 
 _HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
 assert _HEADER.size == FIXED_HEADER_BYTES
@@ -88,6 +94,9 @@ _STRUCT_DTYPE = b"|V"
 _FLAG_CONDENSED = 1
 _FLAG_CLUSTERED = 2
 _FLAG_ENTROPY = 4
+_FLAG_PREDICT = 8
+#: Section of the code transform (format 3.1, flag PREDICT), after ROWS.
+_PREDICT_TAG = b"PRED"
 #: Sections of entropy-coded deviations (format 3.x), after WGHT.
 _CODED_TAGS = (b"MODL", b"RIDX", b"ROWS")
 _DTYPE_NAMES = {np.dtype(t).newbyteorder("<").str.encode(): np.dtype(t) for t in SUPPORTED_DTYPES}
@@ -119,6 +128,8 @@ def _sections(c: Compressed) -> list:
         k = c.coded
         out += [(b"MODL", _coding.model_to_bytes(k.model, k.off_bits)),
                 (b"RIDX", np.concatenate([le(k.block_off), le(k.row_off)])), (b"ROWS", k.stream)]
+        if c.predict is not None:
+            out.append((_PREDICT_TAG, _predict.to_bytes(c.predict)))
     return out
 
 
@@ -186,8 +197,12 @@ def _header(c: Compressed, total: int) -> bytes:
     if c.coded is not None:
         major, minor = ENTROPY_FORMAT_VERSION
         flags |= _FLAG_ENTROPY
+        if getattr(c, "predict", None) is not None:
+            major, minor = PREDICT_FORMAT_VERSION
+            flags |= _FLAG_PREDICT
     dtype = _STRUCT_DTYPE if structured else np.dtype(c.dtype).newbyteorder("<").str.encode()
-    nsec = len(_section_tags(structured)) + (len(_CODED_TAGS) if c.coded is not None else 0)
+    nsec = len(_section_tags(structured)) + (len(_CODED_TAGS) if c.coded is not None else 0) \
+        + (1 if flags & _FLAG_PREDICT else 0)
     fields = (
         MAGIC, major, minor, flags,
         c.n, c.m, c.d, c.row_bits, c.n_bases, c.beta, c.tau,
@@ -427,7 +442,13 @@ def _parse(buf, verify: bool):
         raise FormatError(f"header: the ENTROPY flag is set exactly in format {ENTROPY_FORMAT_VERSION[0]}.x files")
     if entropy:
         tags_in_order = tags_in_order + _CODED_TAGS
-    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY):
+    predicted = bool(flags & _FLAG_PREDICT)
+    if predicted and (not entropy or minor < PREDICT_FORMAT_VERSION[1]):
+        raise FormatError(f"header: the PREDICT flag needs format {PREDICT_FORMAT_VERSION[0]}."
+                          f"{PREDICT_FORMAT_VERSION[1]} or later with entropy-coded deviations")
+    if predicted:
+        tags_in_order = tags_in_order + (_PREDICT_TAG,)
+    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY | _FLAG_PREDICT):
         raise FormatError(f"header: unknown flags {flags:#x}")
     if nsec < len(tags_in_order) or (nsec != len(tags_in_order) and not newer) \
             or nsec > (size - FIXED_HEADER_BYTES) // _SECTION.size:
@@ -470,7 +491,7 @@ def _parse(buf, verify: bool):
         if any(bytes(buf[start + nbytes:start + nbytes + pad])):
             raise FormatError(f"{name}: padding bytes must be zero")
         if tag is None:
-            if got in _TAGS or got == _FIELDS_TAG or got in _CODED_TAGS:
+            if got in _TAGS or got == _FIELDS_TAG or got in _CODED_TAGS or got == _PREDICT_TAG:
                 raise FormatError(f"{got.decode()}: section repeated")
             if verify and _crc(buf, start, nbytes) != scrc:
                 raise FormatError(f"{got!r}: checksum mismatch (the file is corrupt)")
@@ -580,11 +601,12 @@ def _parse(buf, verify: bool):
             payload(b"MODL"), np.frombuffer(buf, dtype="<u8", count=ridx_bytes // 8, offset=ridx_start),
             np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(d),
             int(n + m), bases, layout, int(n_b), dtype, verify)
+    pred = _predict.from_bytes(payload(_PREDICT_TAG), codecs, dtype, int(d), int(n), int(n + m)) if predicted else None
     compressed = Compressed(
         shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=condensed_flag, entropy=np.zeros(0),
-        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded,
+        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded, predict=pred,
     )
     _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
     return compressed, (int(major), int(minor))
@@ -643,6 +665,12 @@ class Reader:
             raise error
         self.nbytes = size
         self._factor = self.compressed.codecs.factor  # writable, as decompress passes it: one compiled kernel
+        c = self.compressed
+        # plain (untransformed) image stores read 1-D int64 indices through the image decoder directly
+        self._lean = None
+        if c.coded is not None and c.coded.ip.size > 0 and c.dtype.names is None \
+                and getattr(c, "predict", None) is None:
+            self._lean = _coding.image_row_reader(c.coded, c.records, c.dtype, self._factor, c.n)
 
     # --- public surface -------------------------------------------------------
     def _c(self) -> Compressed:
@@ -717,6 +745,16 @@ class Reader:
             opened with ``verify=False``).
         """
         c = self._c()
+        lean = self._lean
+        if lean is not None and type(indices) is np.ndarray and indices.dtype is _INT64 and indices.ndim == 1 \
+                and indices.flags.c_contiguous:
+            # the image decoder checks every index in its kernel; the full validation below only runs to
+            # raise the error it gives for a bad index (IndexError), else the row is corrupt
+            try:
+                return lean(indices)
+            except FormatError as e:
+                _row_indices(indices, c.n)
+                raise FormatError(f"RECS: {e} [{self.path}]") from None
         rows = _row_indices(indices, c.n)
         try:
             return _decode_rows(c, rows, self._factor)
@@ -764,6 +802,7 @@ class Reader:
     def close(self) -> None:
         """Drop this reader's references to the map; it closes once no array views remain."""
         self.__dict__.pop("compressed", None)
+        self._lean = None  # it holds views of the map
         self._close_map()
 
     def __enter__(self):
@@ -780,6 +819,9 @@ class Reader:
             return f"<gedenb.Reader {self.path} (closed)>"
         return (f"<gedenb.Reader {self.path}: shape={self.shape}, dtype={self.dtype}, n_b={self.n_bases}, "
                 f"m={self.m}, format {self.version[0]}.{self.version[1]}>")
+
+
+_INT64 = np.dtype(np.int64)
 
 
 def _row_indices(indices, n: int) -> np.ndarray:

@@ -78,16 +78,19 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 # --------------------------------------------------------------------------
 # rANS kernels and models
 # --------------------------------------------------------------------------
-def test_quantised_tables_sum_to_M_and_keep_every_seen_symbol(rng):
+@pytest.mark.parametrize("prec", [_r.MIN_PREC, _r.IMAGE_PREC, _r.PREC])
+def test_quantised_tables_sum_to_2_to_the_prec_and_keep_every_seen_symbol(rng, prec):
     for _ in range(50):
         A = int(rng.integers(1, 257))
         counts = np.zeros((3, A), dtype=np.int64)
         counts[0, rng.integers(0, A, 5)] = rng.integers(1, 10**6, 5)
         counts[1] = rng.integers(0, 3, A)
-        freqs = _r._quantise(counts)
+        counts[2, :] = 1  # every symbol seen once, one of them often
+        counts[2, rng.integers(0, A)] = 10**6
+        freqs = _r._quantise(counts, prec)
         for t in range(3):
             if counts[t].sum():
-                assert freqs[t].sum() == _r.M
+                assert freqs[t].sum() == 1 << prec
                 assert ((freqs[t] > 0) == (counts[t] > 0)).all()
             else:
                 assert not freqs[t].any()
@@ -100,14 +103,14 @@ def test_frequency_tables_serialise_exactly(rng):
         if t % 7:
             k = int(rng.integers(1, alphabet[t] + 1))
             counts[t, rng.choice(alphabet[t], size=k, replace=False)] = rng.integers(1, 5000, k)
-    freqs = _r._quantise(counts)
+    freqs = _r._quantise(counts, _r.PREC)
     nbits = int(_r._table_bits(freqs, alphabet))
     words = _r._write_tables(freqs, alphabet, nbits)
-    back, used = _r._read_tables(words, nbits, alphabet)
+    back, used = _r._read_tables(words, nbits, alphabet, _r.PREC)
     assert used == nbits
     assert np.array_equal(back, freqs)
     # a truncated stream is refused, never misread
-    assert _r._read_tables(words, nbits - 1, alphabet)[1] == -1
+    assert _r._read_tables(words, nbits - 1, alphabet, _r.PREC)[1] == -1
 
 
 def test_rows_of_random_symbols_round_trip(rng):
@@ -265,6 +268,133 @@ def test_parallel_and_serial_decoding_agree(rng):
     rows = rng.integers(0, 1200, 2000).astype(np.int64)  # 2000 * 90 values: the parallel kernel
     assert rows.size * X.shape[1] >= _coding.PARALLEL_MIN_VALUES
     assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
+
+
+def _general(coded):
+    """The same coded rows without the image decoder: the general kernels decode them."""
+    return coded._replace(ip=_coding._NO_IP, base_lev=_coding._NO_LEV, base_nz=_coding._NO_NZ)
+
+
+@pytest.mark.parametrize("scheme", _coding.IMAGE_SCHEMES)
+def test_image_decoder_matches_the_general_decoder(rng, scheme):
+    """One row (registers), small batches (lanes), large batches (parallel lanes), repeats and negatives."""
+    X = _images(rng, n=400, H=9, W=11).reshape(400, -1)
+    X[::7, 5] = 3  # a column with a non-zero base level in some rows' neighbourhoods
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+        c = gedenb.compress(X, coding="entropy", image_shape=(9, 11))
+    if c.coded.model.scheme != scheme:
+        pytest.skip("raw digits won for this scheme on these images")
+    assert c.coded.ip.size  # the image decoder applies
+    slow = _general(c.coded)
+    for rows in (np.array([5]), np.array([-1]), rng.integers(-400, 400, 3), rng.integers(0, 400, 37),
+                 rng.integers(-400, 400, 1000), np.zeros(0, dtype=np.int64)):
+        rows = rows.astype(np.int64)
+        got = _coding.decode_rows(c.coded, c.records, rows, c.dtype)
+        assert _same(got, X[rows])
+        assert _same(got, _coding.decode_rows(slow, c.records, rows % 400, c.dtype))
+        codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
+        assert _same(codes, _coding.decode_rows(slow, c.records, rows % 400, c.dtype, codes_only=True))
+
+
+@pytest.mark.parametrize("kind", ["offset", "signed", "float"])
+def test_image_decoder_writes_every_codec(rng, kind):
+    """Integer codecs with offsets (code + offset), signed integers, and floats (the general value path)."""
+    X = _images(rng, n=300).reshape(300, -1)
+    if kind == "offset":
+        X = X // 2 + 100  # every column's minimum is at least 100
+    elif kind == "signed":
+        X = X.astype(np.int16) - 300
+    else:
+        X = X.astype(np.float32) / 4
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    assert c.coded.ip.size  # the image decoder applies
+    assert kind == "float" or (np.asarray(c.codecs.offset) != 0).any()
+    want = {"offset": 1, "signed": 1, "float": 0}[kind]
+    assert c.coded.meta[_r.MT_INT] == want and c.coded.meta_codes[_r.MT_INT] == 2
+    rows = rng.integers(-300, 300, 500).astype(np.int64)
+    for r in (rows, rows[:1], rows[:5]):
+        assert _same(_coding.decode_rows(c.coded, c.records, r, c.dtype), X[r])
+        assert _same(_coding.decode_rows(c.coded, c.records, r, c.dtype, codes_only=True),
+                     _coding.decode_rows(_general(c.coded), c.records, r % 300, c.dtype, codes_only=True))
+
+
+def test_image_decoder_kernels_agree(rng):
+    """The one-row kernel, the lanes kernel and the parallel kernel, called directly, on every row."""
+    X = _images(rng, n=300).reshape(300, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    k = c.coded
+    rows = np.arange(300, dtype=np.int64)
+
+    def args(rows):
+        out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
+        return out, (k.stream, k.block_off, k.row_off if k.row_off.size else _coding._EMPTY,
+                     c.records if c.records.size else _coding._EMPTY, k.base_codes, k.base_lev, k.base_nz, k.dtab,
+                     k.ip, k.meta, k.cp, k.factor, out, _coding._NO_FLOAT)
+
+    out, a = args(rows)
+    assert _r._decode_image_block(rows, 0, 300, *a) == -1 and _same(out, X)
+    out, a = args(rows)
+    assert _r._decode_image_rows_parallel(rows, *a) == -1 and _same(out, X)
+    for i in (0, 1, 299, -300):
+        one = np.array([i], dtype=np.int64)
+        out, a = args(one)
+        assert _r._decode_image_rows_serial(one, *a) == -1 and _same(out, X[[i]])
+    for bad in (300, -301):
+        for rows in (np.array([bad]), np.array([0, bad, 1]), np.r_[np.arange(40), bad]):
+            out, a = args(rows)
+            assert _r._decode_image_rows_serial(rows.astype(np.int64), *a) == int(np.flatnonzero(rows == bad)[0])
+
+
+def test_image_decoder_applies_only_where_it_can(rng):
+    X = _images(rng, n=150, H=4, W=70).reshape(150, -1)  # rows wider than one 64-bit mask
+    c = gedenb.compress(X, coding="entropy", image_shape=(4, 70))
+    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    assert _same(gedenb.decompress(c), X)
+    X = _images(rng, n=150, C=3).reshape(150, -1)  # channels: the general image path
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9, 3))
+    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    X = _images(rng, n=150).reshape(150, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    assert c.coded.ip.size
+
+
+def _error(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the type and message are what we compare
+        return type(e), str(e)
+    return None
+
+
+def test_lean_read_path_raises_like_the_general_path(rng, tmp_path):
+    X, path = _file(rng, tmp_path, image=True)
+    n = len(X)
+    with gedenb.open(path) as lean, gedenb.open(path) as full:
+        full._lean = None
+        assert lean._lean is not None
+        good = [np.array([3], dtype=np.int64), np.array([-1, 0, n - 1, -n], dtype=np.int64),
+                rng.integers(-n, n, 50), np.arange(n, dtype=np.int64)[::-3], np.zeros(0, dtype=np.int64)]
+        for idx in good:
+            assert _same(lean.read_rows(idx), full.read_rows(idx)) and _same(lean.read_rows(idx), X[idx])
+        assert _same(lean[7], X[7]) and _same(lean[-2], X[-2])
+        bad = [np.array([n], dtype=np.int64), np.array([-n - 1], dtype=np.int64), np.array([0, 1, n + 5]),
+               np.array([2**62, 0]), np.array([True]), np.array([1.0]), np.zeros((1, 1), dtype=np.int64),
+               np.array([n], dtype=np.uint64), np.array([n], dtype=np.int32)]
+        for idx in bad:
+            e = _error(lambda: lean.read_rows(idx))
+            assert e is not None and e == _error(lambda: full.read_rows(idx)), (idx, e)
+        assert _error(lambda: lean.read_rows(np.array([n])))[0] is IndexError
+
+
+def test_reader_threads_share_no_scratch(rng, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, path = _file(rng, tmp_path, image=True)
+    batches = [rng.integers(0, len(X), int(k)).astype(np.int64) for k in rng.integers(1, 60, 200)]
+    with gedenb.open(path) as r, ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(r.read_rows, batches))
+    assert all(_same(g, X[b]) for g, b in zip(got, batches))
 
 
 # --------------------------------------------------------------------------
@@ -425,7 +555,11 @@ def test_damaged_coded_sections_fail_their_checksum(rng, tmp_path, tag):
 
 FORGERIES = {
     "model version": (b"MODL", lambda p: struct.pack_into("<I", p, 0, 2), "model version"),
-    "precision": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 11), "precision"),
+    "precision": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 13), "precision"),
+    "precision too low": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 7), "precision"),
+    # a supported precision that is not the one the tables were quantised to: they do not sum to 2**prec
+    "precision not the tables'": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 11 - (
+        struct.unpack_from("<I", p, 8)[0] == 11)), "frequency tables"),
     "slot count": (b"MODL", lambda p: struct.pack_into("<I", p, 20, struct.unpack_from("<I", p, 20)[0] + 1),
                    "digit slots"),
     "table count": (b"MODL", lambda p: struct.pack_into("<I", p, 24, 5000), "frequency tables"),
@@ -536,3 +670,38 @@ def _fuzz(path: str, seed: int, n: int) -> None:
 if __name__ == "__main__":  # child processes of the tests above
     if sys.argv[1] == "fuzz":
         _fuzz(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+
+
+def test_image_models_of_another_precision_still_read(rng, tmp_path, monkeypatch):
+    """Image models are written with IMAGE_PREC bits; a file with 12-bit image tables (as written before)
+    decodes through the general decoder, bit for bit."""
+    X = np.where(rng.random((300, 64)) < 0.7, 0, rng.integers(0, 256, (300, 64))).astype(np.uint8)
+    c_new = gedenb.compress(X, coding="entropy", image_shape=(8, 8))
+    assert c_new.coded.model.prec == _r.IMAGE_PREC and c_new.coded.ip.size > 0  # the image decoder applies
+    monkeypatch.setattr(_r, "IMAGE_PREC", _r.PREC)
+    c_old = gedenb.compress(X, coding="entropy", image_shape=(8, 8))
+    monkeypatch.undo()
+    assert c_old.coded.model.prec == _r.PREC
+    gedenb.save(c_old, tmp_path / "old.gede")
+    with gedenb.open(tmp_path / "old.gede") as r:
+        assert r.compressed.coded.model.prec == _r.PREC and r.compressed.coded.ip.size == 0  # general decoder
+        idx = rng.integers(-300, 300, 50)
+        assert r.read_rows(idx).tobytes() == X[idx].tobytes()
+        assert r.read_rows(slice(None)).tobytes() == X.tobytes()
+
+
+def test_reader_rows_of_an_image_store_with_condensed_samples(rng, tmp_path):
+    """The image decoder's own index check covers the n original rows only: condensed samples (rows n .. n+m-1
+    inside the store) are not rows of the table, and -1 is row n - 1."""
+    X = np.where(rng.random((300, 64)) < 0.7, 0, rng.integers(0, 256, (300, 64))).astype(np.uint8)
+    c = gedenb.compress(X, beta=6, coding="entropy", image_shape=(8, 8))
+    assert c.m > 0 and c.coded.ip.size > 0
+    gedenb.save(c, tmp_path / "c.gede")
+    with gedenb.open(tmp_path / "c.gede") as r:
+        for idx in ([-1], [-300, 299], [0, -1, 5, -5], list(range(-300, 300, 7))):
+            assert r.read_rows(np.array(idx, dtype=np.int64)).tobytes() == X[idx].tobytes()
+        for bad in ([300], [-301], [0, 340], [340]):
+            with pytest.raises(IndexError):
+                r.read_rows(np.array(bad, dtype=np.int64))
+        samples, weights = r.condensed()
+        assert weights.sum() == 300 and samples.shape == (c.m, 64)
