@@ -194,9 +194,9 @@ def _put_bits(buf, pos, n, v):
 
 
 @njit(inline="always")
-def _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, r, k, base_runs, dev_runs,
-                widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
-    """Decode record ``r`` into output row ``k``; False if its base ID is invalid."""
+def _assemble(records, bases, rec_bits, id_bits, base_bits, n_bases, r, base_runs, dev_runs, buf):
+    """Row ``r``'s codes, packed as in the layout, into ``buf`` (its base's bits and its record's deviation
+    bits); False if its base ID is invalid (base 0 is used then)."""
     rec = r * rec_bits
     bid = np.int64(0)
     if id_bits > 0:
@@ -216,6 +216,14 @@ def _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, r, k, bas
         ln = dev_runs[t, 1]
         _put_bits(buf, dev_runs[t, 0], ln, _get_bits(records, src, ln))
         src += ln
+    return ok
+
+
+@njit(inline="always")
+def _decode_one(records, bases, rec_bits, id_bits, base_bits, n_bases, r, k, base_runs, dev_runs,
+                widths, kind, offset, factor, sign, full, out_bits, out_float, buf):
+    """Decode record ``r`` into output row ``k``; False if its base ID is invalid."""
+    ok = _assemble(records, bases, rec_bits, id_bits, base_bits, n_bases, r, base_runs, dev_runs, buf)
     pos = 0
     for j in range(widths.shape[0]):
         w = widths[j]
@@ -331,25 +339,7 @@ def _decode_one_fields(records, bases, rec_bits, id_bits, base_bits, n_bases, r,
     (``sign``/``full`` per column) and its value is written little-endian
     into ``fsize[j]`` bytes at byte ``foff[j]`` of row ``k`` of ``out``.
     """
-    rec = r * rec_bits
-    bid = np.int64(0)
-    if id_bits > 0:
-        bid = np.int64(_get_bits(records, rec, id_bits))
-    ok = bid < n_bases
-    if not ok:
-        bid = 0
-    for w in range(buf.shape[0]):
-        buf[w] = 0
-    src = bid * base_bits
-    for t in range(base_runs.shape[0]):
-        ln = base_runs[t, 1]
-        _put_bits(buf, base_runs[t, 0], ln, _get_bits(bases, src, ln))
-        src += ln
-    src = rec + id_bits
-    for t in range(dev_runs.shape[0]):
-        ln = dev_runs[t, 1]
-        _put_bits(buf, dev_runs[t, 0], ln, _get_bits(records, src, ln))
-        src += ln
+    ok = _assemble(records, bases, rec_bits, id_bits, base_bits, n_bases, r, base_runs, dev_runs, buf)
     pos = 0
     for j in range(widths.shape[0]):
         w = widths[j]

@@ -191,11 +191,23 @@ def _unzigzag(z, w):
     return ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))) & m
 
 
+@njit(inline="always")
+def _xor_lags(codes, k, r, offset, width, lag_cols, lag_start, lag_u0, lag_bits, lag_word0, side):
+    """XOR the lag columns of ``codes[k]`` (row ``r``) with their prediction from the side arrays: the
+    transform and its inverse alike."""
+    for g in range(lag_bits.shape[0]):
+        a = lag_start[g]
+        base = lag_word0[g] * 64
+        for t in range(lag_start[g + 1] - a):
+            j = lag_cols[a + t]
+            s = _bits._get_bits(side, base + (r + t) * lag_bits[g], lag_bits[g])
+            codes[k, j] ^= (s + lag_u0[g] - offset[j]) & _mask(width[j])
+
+
 @njit
 def _apply(codes, rows, offset, width, lag_cols, lag_start, lag_u0, lag_bits, lag_word0, side, res_col, res_ref,
            res_kind, n_lag, inverse):
     """Transform (``inverse=False``) or restore ``codes[k]`` of row ``rows[k]`` in place."""
-    G = lag_bits.shape[0]
     R = res_col.shape[0]
     orig = np.empty(codes.shape[1], dtype=np.uint64)
     for k in range(codes.shape[0]):
@@ -204,12 +216,7 @@ def _apply(codes, rows, offset, width, lag_cols, lag_start, lag_u0, lag_bits, la
             for j in range(codes.shape[1]):
                 orig[j] = codes[k, j]
         if inverse and r < n_lag:  # lag columns first: the residuals may refer to them
-            for g in range(G):
-                a = lag_start[g]
-                for t in range(lag_start[g + 1] - a):
-                    j = lag_cols[a + t]
-                    s = _bits._get_bits(side[lag_word0[g]:lag_word0[g + 1]], (r + t) * lag_bits[g], lag_bits[g])
-                    codes[k, j] ^= (s + lag_u0[g] - offset[j]) & _mask(width[j])
+            _xor_lags(codes, k, r, offset, width, lag_cols, lag_start, lag_u0, lag_bits, lag_word0, side)
         if inverse:
             for q in range(R):  # increasing columns: every reference is restored before it is used
                 j = res_col[q]
@@ -237,13 +244,7 @@ def _apply(codes, rows, offset, width, lag_cols, lag_start, lag_u0, lag_bits, la
                 elif v < pred:
                     codes[k, j] = v + np.uint64(1)
             if r < n_lag:
-                for g in range(G):
-                    a = lag_start[g]
-                    for t in range(lag_start[g + 1] - a):
-                        j = lag_cols[a + t]
-                        s = _bits._get_bits(side[lag_word0[g]:lag_word0[g + 1]], (r + t) * lag_bits[g],
-                                            lag_bits[g])
-                        codes[k, j] ^= (s + lag_u0[g] - offset[j]) & _mask(width[j])
+                _xor_lags(codes, k, r, offset, width, lag_cols, lag_start, lag_u0, lag_bits, lag_word0, side)
 
 
 _SIGN = np.uint64(1 << 63)

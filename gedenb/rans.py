@@ -36,6 +36,7 @@ import numpy as np
 from ._numba import njit, pnjit, prange
 from .bits import _get_bits, _popcount
 from .encode import _store_value
+from .layout import _put_bits
 
 #: Bits of frequency precision of table-scheme models; their frequency tables sum to ``M = 2**PREC``.
 PREC = 12
@@ -805,16 +806,8 @@ def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
         src = b * base_bits
         for t in range(base_runs.shape[0]):
             ln = base_runs[t, 1]
-            v = _get_bits(bases, src, ln)
+            _put_bits(buf, base_runs[t, 0], ln, _get_bits(bases, src, ln))
             src += ln
-            # OR the ln bits of v into buf at base_runs[t, 0]
-            pos = base_runs[t, 0]
-            tt = v << np.uint64(64 - ln)
-            w = pos >> 6
-            sft = pos & 63
-            buf[w] |= tt >> np.uint64(sft)
-            if sft + ln > 64:
-                buf[w + 1] |= tt << np.uint64(64 - sft)
         for j in range(d):
             w = widths[j]
             if w > 0:

@@ -46,6 +46,7 @@ from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, column_dtypes
 from .entrogede import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
 from .errors import FormatError
 from .layout import ceil_log2, decode_rows, make_layout
+from .store import _PathReader
 
 __all__ = ["FORMAT_NAME", "MANIFEST", "SHARDED_VERSION", "ShardedReader", "ShardedSummary", "is_sharded"]
 
@@ -281,7 +282,7 @@ def _parse_manifest(raw: bytes) -> dict:
     return doc
 
 
-class ShardedReader:
+class ShardedReader(_PathReader):
     """Random access to a sharded store (see the module docstring).
 
     Create with :func:`gedenb.open` on the store's folder.  Rows are
@@ -633,15 +634,6 @@ class ShardedReader:
             except BufferError:
                 pass
         self._maps = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __reduce__(self):
-        return (ShardedReader, (str(self.path), self._verify))
 
     def __repr__(self) -> str:
         if self.closed:

@@ -612,7 +612,21 @@ def _parse(buf, verify: bool):
     return compressed, (int(major), int(minor))
 
 
-class Reader:
+class _PathReader:
+    """What every reader opened from a path shares: a context manager that closes it, and pickling as
+    ``(path, verify)`` so that a copy (e.g. in a DataLoader worker) reopens the same store."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        return (type(self), (str(self.path), self._verify))
+
+
+class Reader(_PathReader):
     """Random access to a ``.gede`` file through a read-only memory map.
 
     Create with :func:`gedenb.open`.  Only the header and the small sections
@@ -804,15 +818,6 @@ class Reader:
         self.__dict__.pop("compressed", None)
         self._lean = None  # it holds views of the map
         self._close_map()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __reduce__(self):
-        return (Reader, (str(self.path), self._verify))
 
     def __repr__(self) -> str:
         if self.closed:
