@@ -180,11 +180,15 @@ class EntropyCoded(NamedTuple):
         The codecs' fixed-point factors.
     ip : int64
         Parameters of the image decoder (:func:`gedenb.rans._decode_image_one`;
-        empty when it does not apply: see :func:`_image_params`).
+        empty when it does not apply: see :func:`_image_params`), with ``meta``,
+        ``cp`` and ``factor`` inside; ``ip_codes`` the same with ``meta_codes``
+        and ``cp_codes``.
     base_lev : (n_b, (H + 1) (W + 2)) uint8
         Levels of every base's codes on the padded image grid (image decoder only).
     base_nz : (n_b, H) uint64
         Per base and image row, the columns whose base code's level is not 0 (one bit each).
+    ridx : uint64
+        ``block_off`` then ``row_off`` in one array (section RIDX); the two are views of it.
     """
 
     model: EntropyModel
@@ -205,6 +209,8 @@ class EntropyCoded(NamedTuple):
     ip: np.ndarray
     base_lev: np.ndarray
     base_nz: np.ndarray
+    ridx: np.ndarray
+    ip_codes: np.ndarray
 
     @property
     def nbytes(self) -> int:
@@ -787,9 +793,15 @@ def _starts(freqs: np.ndarray) -> np.ndarray:
     return starts
 
 
-def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases, layout, n_bases: int, codecs,
-          dtype, id_bits: int, n_rows: int) -> EntropyCoded:
-    """The decodable container: derives lookup tables, base codes and the kernels' packed parameters."""
+def build(model: EntropyModel, stream, ridx, off_bits: int, bases, layout, n_bases: int, codecs, dtype, id_bits: int,
+          n_rows: int) -> EntropyCoded:
+    """The decodable container: derives lookup tables, base codes and the kernels' packed parameters.
+
+    ``ridx`` is section RIDX: the ``ceil(n_rows / BLOCK_ROWS) + 1`` block
+    offsets, then the packed row offsets.
+    """
+    nblocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+    block_off, row_off = ridx[:nblocks + 1], ridx[nblocks + 1:]
     starts = np.zeros(model.freqs.shape, dtype=np.int32)
     dtab = _r._decode_tables(model.freqs, starts, model.prec) if model.n_tables else np.zeros(1, dtype=np.uint32)
     widths = np.asarray(codecs.width, dtype=np.int64)
@@ -832,8 +844,12 @@ def build(model: EntropyModel, stream, block_off, row_off, off_bits: int, bases,
     factor = np.ascontiguousarray(codecs.factor, dtype=np.float64)
     fp = _fast_slots(sp, model.col_dshift) if fast else np.zeros((0, _r.FP_WIDTH), dtype=np.int32)
     ip, base_lev, base_nz = _image_params(model, base_codes, codecs.offset) if fast else (_NO_IP, _NO_LEV, _NO_NZ)
+    ip_codes = _NO_IP
+    if ip.size:
+        ip_codes = _image_ip(ip, meta_codes, cp_codes, factor, nblocks)
+        ip = _image_ip(ip, meta, cp, factor, nblocks)
     coded = EntropyCoded(model, stream, block_off, row_off, int(off_bits), dtab, base_codes, pre_cols, sp, cp, meta,
-                         cp_codes, meta_codes, factor, fp, ip, base_lev, base_nz)
+                         cp_codes, meta_codes, factor, fp, ip, base_lev, base_nz, ridx, ip_codes)
     for a in coded[1:]:
         if isinstance(a, np.ndarray) and a.flags.writeable:
             a.setflags(write=False)
@@ -860,7 +876,7 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     H, W, C = model.image_shape
     S = model.n_slots
     d = base_codes.shape[1]
-    if C != 1 or W > _r.IMAGE_MAX_W or S == 0 or (model.slot_table != model.slot_table[0]).any() \
+    if C != 1 or W > _r.IMAGE_MAX_W or H > _r.IMAGE_MAX_H or S == 0 or (model.slot_table != model.slot_table[0]).any() \
             or (model.shifts != 0).any() or model.prec != _r.IMAGE_PREC:
         return none
     col = model.slot_col
@@ -884,11 +900,8 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     head = np.zeros(_r.IP_HEAD, dtype=np.int64)
     head[[_r.IP_PW, _r.IP_MW, _r.IP_MN, _r.IP_MNW, _r.IP_MNE, _r.IP_S, _r.IP_D, _r.IP_NBUF, _r.IP_TABLE, _r.IP_H,
           _r.IP_W]] = (PW, *m, S, d, nbuf, model.slot_table[0], H, W)
-    slots = np.zeros((S, _r.IPS_WIDTH), dtype=np.int64)
-    slots[:, _r.IPS_POS], slots[:, _r.IPS_COL] = (y + 1) * PW + x + 1, col
-    slots[:, _r.IPS_SHIFT] = model.col_dshift[col]
-    slots[:, _r.IPS_MASK] = (1 << model.slot_bits) - 1
-    slots[:, _r.IPS_Y], slots[:, _r.IPS_X] = y, x
+    slots = ((y + 1) * PW + x + 1) | (col << _r.SW_COL) | ((model.col_dshift[col] + 1) << _r.SW_SHIFT) \
+        | (model.slot_bits << _r.SW_BITS) | (y << _r.SW_Y) | (x << _r.SW_X)
     head[_r.IP_SLOTS] = _r.IP_HEAD
     head[_r.IP_SMASK] = _r.IP_HEAD + slots.size
     head[_r.IP_OFF] = _r.IP_HEAD + slots.size + H
@@ -901,6 +914,18 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     weights = np.left_shift(np.uint64(1), np.arange(W, dtype=np.uint64))
     base_nz = (nz.reshape(-1, H, W).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
     return ip, base_lev, np.ascontiguousarray(base_nz, dtype=np.uint64)
+
+
+def _image_ip(ip: np.ndarray, meta: np.ndarray, cp: np.ndarray, factor: np.ndarray, n_blocks: int) -> np.ndarray:
+    """The image decoder's parameters: ``ip`` of :func:`_image_params` with the kernel scalars, packed codecs and
+    factors appended and located in its header (read-only)."""
+    out = np.concatenate([ip, meta, cp.ravel(), np.ascontiguousarray(factor, dtype=np.float64).view(np.int64)])
+    out[_r.IP_META] = ip.size
+    out[_r.IP_CP] = ip.size + meta.size
+    out[_r.IP_FACTOR] = ip.size + meta.size + cp.size
+    out[_r.IP_NBLOCKS] = n_blocks
+    out.setflags(write=False)
+    return out
 
 
 def coding_summary(coded: EntropyCoded) -> str:
@@ -935,8 +960,8 @@ def compress_deviations(codes: np.ndarray, codecs, base_mask, image_shape, bases
     """Fit, encode and package the deviations of all rows (``coding="entropy"``)."""
     model, sym, tidx, _counts = fit(codes, codecs.width, base_mask, image_shape)
     stream, block_off, row_off, off_bits = encode(model, sym, tidx)
-    return build(_frozen_model(model), stream, block_off, row_off, off_bits, bases, layout, n_bases, codecs, dtype,
-                 ceil_log2(n_bases), codes.shape[0])
+    return build(_frozen_model(model), stream, np.concatenate([block_off, row_off]), off_bits, bases, layout, n_bases,
+                 codecs, dtype, ceil_log2(n_bases), codes.shape[0])
 
 
 def coded_from_file(model_payload, ridx: np.ndarray, stream: np.ndarray, codecs, base_mask, d: int, n_rows: int,
@@ -973,8 +998,7 @@ def coded_from_file(model_payload, ridx: np.ndarray, stream: np.ndarray, codecs,
             raise FormatError("RIDX: a row's span is empty, shorter than a rANS state or out of order")
     elif verify and n_rows > nblocks:
         raise FormatError("RIDX: rows share a block but have no offsets")
-    return build(model, stream, block_off, row_off, off_bits, bases, layout, n_bases, codecs, dtype,
-                 ceil_log2(n_bases), n_rows)
+    return build(model, stream, ridx, off_bits, bases, layout, n_bases, codecs, dtype, ceil_log2(n_bases), n_rows)
 
 
 # --------------------------------------------------------------------------
@@ -1045,21 +1069,21 @@ def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, d
     The kernel checks every index itself (``-n <= r < n``, negative ones
     counting from the end), so ``rows`` may be any 1-D int64 array: a bad
     index is reported like a corrupt row, and :meth:`gedenb.store.Reader.read_rows`
-    then names it with the error its full validation gives.
+    then names it with the error its full validation gives.  ``factor`` is
+    not used: the codecs' factors are in ``coded.ip``.
     """
     d = coded.cp.shape[0]
     if codes_only:
         out = np.empty((rows.shape[0], d), dtype=np.uint64)
-        bits, flt, cp, meta = out, _NO_FLOAT, coded.cp_codes, coded.meta_codes
+        bits, flt, ip = out, _NO_FLOAT, coded.ip_codes
     else:
         out = np.empty((rows.shape[0], d), dtype=dtype)
         dt = out.dtype
         bits = out if dt.kind == "u" else out.view(_storage_uint(dt))
         flt = out if dt.kind == "f" and dt.itemsize >= 4 else _NO_FLOAT
-        cp, meta = coded.cp, coded.meta
-    args = (rows, coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY,
-            ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab, coded.ip, meta,
-            cp, coded.factor if factor is None else factor, bits, flt)
+        ip = coded.ip
+    args = (rows, coded.stream, coded.ridx, ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev,
+            coded.base_nz, coded.dtab, ip, bits, flt)
     if rows.shape[0] * d >= PARALLEL_MIN_VALUES:
         bad = _r._decode_image_rows_parallel(*args)
     else:
@@ -1069,7 +1093,7 @@ def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, d
     return out
 
 
-def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, factor=None, n_public=None):
+def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None):
     """A function ``rows -> (k, d) array`` for stores with the image decoder, its arguments prepared once.
 
     What :func:`decode_rows` does for such a store (values, not codes), for
@@ -1081,27 +1105,29 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, factor=None, n
     """
     if not coded.ip.size:
         raise ValueError("the image decoder does not apply to this store")
-    meta = coded.meta
+    ip = coded.ip
     if n_public is not None:
-        if not 0 <= n_public <= meta[_r.MT_NROWS]:
-            raise ValueError(f"n_public={n_public} is not in [0, {int(meta[_r.MT_NROWS])}]")
-        meta = meta.copy()
-        meta[_r.MT_LIMIT] = n_public
-        meta.setflags(write=False)
+        n_rows = int(coded.meta[_r.MT_NROWS])
+        if not 0 <= n_public <= n_rows:
+            raise ValueError(f"n_public={n_public} is not in [0, {n_rows}]")
+        ip = ip.copy()
+        ip[ip[_r.IP_META] + _r.MT_LIMIT] = n_public
+        ip.setflags(write=False)
     d = coded.cp.shape[0]
     dt = np.dtype(dtype)
     view = None if dt.kind == "u" else _storage_uint(dt)
     flt_is_out = dt.kind == "f" and dt.itemsize >= 4
-    static = (coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY,
-              ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab, coded.ip,
-              meta, coded.cp, coded.factor if factor is None else factor)
+    stream, ridx, ids = coded.stream, coded.ridx, ids if ids.size else _EMPTY
+    base_codes, base_lev, base_nz, dtab = coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab
     serial, parallel = _r._decode_image_rows_serial, _r._decode_image_rows_parallel
     few = -(-PARALLEL_MIN_VALUES // d)  # fewer rows than this: one thread
+    no_float = _NO_FLOAT
 
     def read(rows: np.ndarray) -> np.ndarray:
         out = np.empty((rows.shape[0], d), dtype=dt)
-        bad = (serial if rows.shape[0] < few else parallel)(rows, *static, out if view is None else out.view(view),
-                                                            out if flt_is_out else _NO_FLOAT)
+        bad = (serial if rows.shape[0] < few else parallel)(
+            rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out if view is None else out.view(view),
+            out if flt_is_out else no_float)
         if bad >= 0:
             raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or "
                               "base ID)")

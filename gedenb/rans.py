@@ -819,18 +819,25 @@ def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
 # --------------------------------------------------------------------------
 # decoding image rows: one digit per column, one channel
 # --------------------------------------------------------------------------
-#: Entries of the header of ``ip``, the image decoder's parameters (int64): padded row width ``PW = W + 2``,
-#: context multipliers of the left, upper, upper-left and upper-right neighbours, slots, columns, length of
-#: the padded level image, first table of every slot, offset of the slot records, offset of the per-image-row
-#: masks of columns with a slot, image height and width, offset of the columns' codec offsets (uint64 bits).
-IP_PW, IP_MW, IP_MN, IP_MNW, IP_MNE, IP_S, IP_D, IP_NBUF, IP_TABLE, IP_SLOTS, IP_SMASK, IP_H, IP_W, IP_OFF = range(14)
-IP_HEAD = 16
-#: Fields of one slot record of ``ip``: padded position, column, shift of the digit in the code (-1: spread
-#: over a non-contiguous mask), mask of its bits.
-IPS_POS, IPS_COL, IPS_SHIFT, IPS_MASK, IPS_Y, IPS_X = range(6)
-IPS_WIDTH = 6
-#: Widest image row of the image decoder (its flat stretches are found with one 64-bit mask per image row).
+#: Entries of the header of ``ip``, the image decoder's parameters (int64; one array holds everything but the
+#: stream, index, base IDs, per-base arrays and lookup tables, so that a call passes few arrays: Numba's
+#: dispatch costs ~50 ns per array argument): padded row width ``PW = W + 2``, context multipliers of the
+#: left, upper, upper-left and upper-right neighbours, slots, columns, length of the padded level image,
+#: first table of every slot, offsets of the slot words and of the per-image-row masks of columns with a
+#: slot, image height and width, offsets of the columns' codec offsets (uint64 bits), of the kernel scalars
+#: ``meta`` (``MT_*``), of the packed codecs ``cp`` (``d x 4``) and of the codecs' factors (float64 bits),
+#: and the number of row blocks of the row index.
+(IP_PW, IP_MW, IP_MN, IP_MNW, IP_MNE, IP_S, IP_D, IP_NBUF, IP_TABLE, IP_SLOTS, IP_SMASK, IP_H, IP_W, IP_OFF,
+ IP_META, IP_CP, IP_FACTOR, IP_NBLOCKS) = range(18)
+IP_HEAD = 24
+#: A slot is one int64 word of ``ip`` (one load per event): padded position (bits 0-15), column (16-31),
+#: shift of the digit in the code plus one (32-39; 0: spread over a non-contiguous mask), digit bits (40-47),
+#: image row (48-55) and column (56-63).
+SW_COL, SW_SHIFT, SW_BITS, SW_Y, SW_X = 16, 32, 40, 48, 56
+#: Widest image row of the image decoder (its flat stretches are found with one 64-bit mask per image row)
+#: and most image rows (8-bit fields of a slot word).
 IMAGE_MAX_W = 62
+IMAGE_MAX_H = 255
 # indices known to be >= 0 go in unsigned: no wraparound code for negative indices in the hot loop
 U = np.uint64
 
@@ -847,34 +854,37 @@ U = np.uint64
 
 
 @njit
-def _decode_image_one(r, k, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip, meta, cp,
-                      factor, out_bits, out_float, codes, buf, nzr):
+def _decode_image_one(r, k, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits, out_float,
+                      codes, buf, nzr):
     """Row ``r`` of an image store into ``out[k]`` (see :func:`gedenb.coding._image_params` for the stores
     this decoder applies to); False if out of range or corrupt.  Negative ``r`` counts from the end
     (``-lim <= r < 0``, ``lim = meta[MT_LIMIT]``).  Decodes the same events as :func:`_decode_row`
     (with :func:`_flat_stretch`)."""
-    n_rows = meta[MT_NROWS]
-    lim = meta[MT_LIMIT]  # the rows a caller may ask for: all n + m, or the n original rows of a Reader
+    mo = ip[IP_META]
+    n_rows = ip[mo + MT_NROWS]
+    lim = ip[mo + MT_LIMIT]  # the rows a caller may ask for: all n + m, or the n original rows of a Reader
     if r < 0:
         r += lim
         if r < 0:
             return False
     if r >= lim:
         return False
-    id_bits = meta[MT_IDBITS]
+    id_bits = ip[mo + MT_IDBITS]
     bid = np.int64(0)
     if id_bits > 0:
         bid = np.int64(_get_bits(ids, r * id_bits, id_bits))
-    if bid >= meta[MT_NBASES]:
+    if bid >= ip[mo + MT_NBASES]:
         return False
     d = ip[IP_D]
     for j in range(U(d)):
         codes[j] = base_codes[bid, j]
-    for q in range(U(buf.shape[0])):
+    for q in range(U(base_lev.shape[1])):
         buf[q] = base_lev[bid, q]
     for q in range(U(nzr.shape[0])):
         nzr[q] = base_nz[bid, q]
-    start, end = _row_span(r, block_off, row_off, meta[MT_OFFBITS], meta[MT_BLOCK], n_rows, stream.shape[0])
+    nb = ip[IP_NBLOCKS]
+    start, end = _row_span(r, ridx[:nb + 1], ridx[nb + 1:], ip[mo + MT_OFFBITS], ip[mo + MT_BLOCK], n_rows,
+                           stream.shape[0])
     n = stream.shape[0]
     if start < 0 or end > n or end - start < STATE_BYTES:
         return False
@@ -890,9 +900,10 @@ def _decode_image_one(r, k, stream, block_off, row_off, ids, base_codes, base_le
     mask = np.uint64(msz - 1)
     lo = np.uint64(RANS_L)
     lo2 = np.uint64(RANS_L >> 8)
-    e1 = np.uint64(meta[MT_E1])
-    e2 = np.uint64(meta[MT_E2])
-    run_table = meta[MT_RUN]
+    e1 = np.uint64(ip[mo + MT_E1])
+    e2 = np.uint64(ip[mo + MT_E2])
+    run_table = ip[mo + MT_RUN]
+    co = ip[IP_CP]
     pw = ip[IP_PW]
     mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
     S = ip[IP_S]
@@ -908,15 +919,15 @@ def _decode_image_one(r, k, stream, block_off, row_off, ids, base_codes, base_le
     lp = np.int64(-2)
     s = 0
     while s < S:
-        rec = o + IPS_WIDTH * s
-        pi = ip[U(rec + IPS_POS)]
+        sw = ip[U(o + s)]
+        pi = sw & 0xFFFF
         lw = lv if pi - 1 == lp else np.int64(buf[U(pi - 1)])  # the digit just decoded: still in a register
         ctx = (mw * lw + mn * buf[U(pi - pw)] + mnw * buf[U(pi - pw - 1)] + mne * buf[U(pi - pw + 1)])
         t = t0 + ctx
         slot = x & mask
         if run_table >= 0 and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
-            y = ip[U(rec + IPS_Y)]  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
-            xx = ip[U(rec + IPS_X)]
+            y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
+            xx = (sw >> SW_X) & 0xFF
             nzp = nzr[U(y - 1)] if y > 0 else np.uint64(0)
             sm = np.uint64(ip[U(smo + y)])
             bad = (((nzp & fn) | ((nzp << np.uint64(1)) & fnw) | ((nzp >> np.uint64(1)) & fne)
@@ -944,8 +955,8 @@ def _decode_image_one(r, k, stream, block_off, row_off, ids, base_codes, base_le
             if rl == L:
                 continue
             t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-            rec = o + IPS_WIDTH * s
-            pi = ip[U(rec + IPS_POS)]
+            sw = ip[U(o + s)]
+            pi = sw & 0xFFFF
             slot = x & mask
         e = np.uint64(dtab[U(t * msz) + slot])
         x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
@@ -960,57 +971,68 @@ def _decode_image_one(r, k, stream, block_off, row_off, ids, base_codes, base_le
                     return False
                 x = (x << np.uint64(8)) | np.uint64(stream[p])
                 p += 1
-        a = e & np.uint64(ip[U(rec + IPS_MASK)])
-        j = ip[U(rec + IPS_COL)]
-        sh = ip[U(rec + IPS_SHIFT)]
+        a = e & ((np.uint64(1) << np.uint64((sw >> SW_BITS) & 0xFF)) - np.uint64(1))
+        j = (sw >> SW_COL) & 0xFFFF
+        sh = ((sw >> SW_SHIFT) & 0xFF) - 1
         if sh >= 0:
             c = codes[U(j)] | (a << np.uint64(sh))
         else:
-            c = codes[U(j)] | _pdep(a, np.uint64(cp[j, 0]), -1)
+            c = codes[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
         codes[U(j)] = c
         lv = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
         lp = pi
         buf[U(pi)] = np.uint8(lv)
-        nzr[U(ip[U(rec + IPS_Y)])] |= np.uint64(1 if c >= e1 else 0) << np.uint64(ip[U(rec + IPS_X)])
+        nzr[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
         s += 1
     if x != np.uint64(RANS_L) or p != end:
         return False
-    if meta[MT_INT] != 0:  # integer codecs only: code + offset, no branch per column
-        oo = ip[IP_OFF] if meta[MT_INT] == 1 else -1
+    _image_output(k, codes, ip, out_bits, out_float)
+    return True
+
+
+@njit
+def _image_output(k, codes, ip, out_bits, out_float):
+    """Row ``k`` of the output from its column codes ``codes``."""
+    d = ip[IP_D]
+    mo = ip[IP_META]
+    if ip[mo + MT_INT] != 0:  # integer codecs only: code + offset (contiguous in ip), no branch per column
+        oo = ip[IP_OFF] if ip[mo + MT_INT] == 1 else -1
         if oo >= 0:
             for j in range(U(d)):
                 out_bits[k, j] = codes[j] + np.uint64(ip[U(oo) + j])
         else:
             for j in range(U(d)):
                 out_bits[k, j] = codes[j]
-        return True
-    sign = np.uint64(meta[MT_SIGN])
-    full = np.uint64(meta[MT_FULL])
+        return
+    sign = np.uint64(ip[mo + MT_SIGN])
+    full = np.uint64(ip[mo + MT_FULL])
+    co = ip[IP_CP]
+    fo = ip[IP_FACTOR]
+    factor = ip[fo:fo + d].view(np.float64)
     for j in range(d):
-        kd = cp[j, 2]
+        kd = ip[co + 4 * j + CP_KIND]
+        off = np.uint64(ip[co + 4 * j + CP_OFFSET])
         if kd == 0:
-            out_bits[k, j] = codes[j] + np.uint64(cp[j, 3])
+            out_bits[k, j] = codes[j] + off
         else:
-            _store_value(out_bits, out_float, k, j, kd, codes[j], np.uint64(cp[j, 3]), factor[j], sign, full)
-    return True
+            _store_value(out_bits, out_float, k, j, kd, codes[j], off, factor[j], sign, full)
 
 
 @njit
-def _decode_image_rows_serial(rows, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip, meta,
-                              cp, factor, out_bits, out_float):
+def _decode_image_rows_serial(rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits, out_float):
     """Rows ``rows`` of an image store into ``out``; the position of a bad (out of range, corrupt) row, or -1.
 
     One row is decoded with its state in registers (:func:`_decode_image_one`), more rows
     :data:`IMAGE_LANES` at a time (:func:`_decode_image_block`).
     """
     if rows.shape[0] != 1:
-        return _decode_image_block(rows, 0, rows.shape[0], stream, block_off, row_off, ids, base_codes, base_lev,
-                                   base_nz, dtab, ip, meta, cp, factor, out_bits, out_float)
-    codes = np.empty(base_codes.shape[1], dtype=np.uint64)
-    buf = np.zeros(base_lev.shape[1], dtype=np.uint8)
-    nzr = np.empty(base_nz.shape[1], dtype=np.uint64)
-    if not _decode_image_one(rows[0], 0, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip,
-                             meta, cp, factor, out_bits, out_float, codes, buf, nzr):
+        return _decode_image_block(rows, 0, rows.shape[0], stream, ridx, ids, base_codes, base_lev, base_nz, dtab,
+                                   ip, out_bits, out_float)
+    d = base_codes.shape[1]
+    h = base_nz.shape[1]
+    scratch = np.empty(d + h + (base_lev.shape[1] + 7) // 8, dtype=np.uint64)  # one allocation
+    if not _decode_image_one(rows[0], 0, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
+                             out_float, scratch[:d], scratch[d + h:].view(np.uint8), scratch[d:d + h]):
         return 0
     return -1
 
@@ -1021,22 +1043,23 @@ IMAGE_LANES = 3
 
 
 @njit
-def _image_start(r, lane, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, meta, codes2, buf2, nzr2,
+def _image_start(r, lane, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes2, buf2, nzr2,
                  bids, xs, ps, ends, ss):
     """Start row ``r`` in ``lane``: its base codes and levels, rANS state and span; False if bad."""
-    n_rows = meta[MT_NROWS]
-    lim = meta[MT_LIMIT]  # the rows a caller may ask for: all n + m, or the n original rows of a Reader
+    mo = ip[IP_META]
+    n_rows = ip[mo + MT_NROWS]
+    lim = ip[mo + MT_LIMIT]  # the rows a caller may ask for: all n + m, or the n original rows of a Reader
     if r < 0:
         r += lim
         if r < 0:
             return False
     if r >= lim:
         return False
-    id_bits = meta[MT_IDBITS]
+    id_bits = ip[mo + MT_IDBITS]
     bid = np.int64(0)
     if id_bits > 0:
         bid = np.int64(_get_bits(ids, r * id_bits, id_bits))
-    if bid >= meta[MT_NBASES]:
+    if bid >= ip[mo + MT_NBASES]:
         return False
     for j in range(U(codes2.shape[1])):
         codes2[lane, j] = base_codes[bid, j]
@@ -1045,7 +1068,9 @@ def _image_start(r, lane, stream, block_off, row_off, ids, base_codes, base_lev,
     for q in range(U(nzr2.shape[1])):
         nzr2[lane, q] = base_nz[bid, q]
     bids[lane] = bid
-    start, end = _row_span(r, block_off, row_off, meta[MT_OFFBITS], meta[MT_BLOCK], n_rows, stream.shape[0])
+    nb = ip[IP_NBLOCKS]
+    start, end = _row_span(r, ridx[:nb + 1], ridx[nb + 1:], ip[mo + MT_OFFBITS], ip[mo + MT_BLOCK], n_rows,
+                           stream.shape[0])
     if start < 0 or end > stream.shape[0] or end - start < STATE_BYTES:
         return False
     x = np.uint64(0)
@@ -1061,30 +1086,8 @@ def _image_start(r, lane, stream, block_off, row_off, ids, base_codes, base_lev,
 
 
 @njit
-def _image_output(k, lane, codes2, ip, cp, factor, meta, out_bits, out_float):
-    d = codes2.shape[1]
-    if meta[MT_INT] != 0:  # integer codecs only: code + offset (contiguous in ip), no branch per column
-        oo = ip[IP_OFF] if meta[MT_INT] == 1 else -1
-        if oo >= 0:
-            for j in range(U(d)):
-                out_bits[k, j] = codes2[lane, j] + np.uint64(ip[U(oo) + j])
-        else:
-            for j in range(U(d)):
-                out_bits[k, j] = codes2[lane, j]
-        return
-    sign = np.uint64(meta[MT_SIGN])
-    full = np.uint64(meta[MT_FULL])
-    for j in range(d):
-        kd = cp[j, 2]
-        if kd == 0:
-            out_bits[k, j] = codes2[lane, j] + np.uint64(cp[j, 3])
-        else:
-            _store_value(out_bits, out_float, k, j, kd, codes2[lane, j], np.uint64(cp[j, 3]), factor[j], sign, full)
-
-
-@njit
-def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip, meta,
-                        cp, factor, out_bits, out_float):
+def _decode_image_block(rows, k0, k1, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
+                        out_float):
     """Rows ``rows[k0:k1]`` into ``out``, :data:`IMAGE_LANES` rows at a time; the position of a bad row, or -1.
 
     The same events as :func:`_decode_image_one`, but every lane keeps its
@@ -1093,7 +1096,7 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
     """
     LN = IMAGE_LANES
     codes2 = np.empty((LN, base_codes.shape[1]), dtype=np.uint64)
-    buf2 = np.zeros((LN, base_lev.shape[1]), dtype=np.uint8)
+    buf2 = np.empty((LN, base_lev.shape[1]), dtype=np.uint8)
     xs = np.zeros(LN, dtype=np.uint64)
     ps = np.zeros(LN, dtype=np.int64)
     ends = np.zeros(LN, dtype=np.int64)
@@ -1104,19 +1107,21 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
     nxt = k0
     for h in range(LN):
         if nxt < k1:
-            if not _image_start(rows[nxt], h, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, meta,
-                                codes2, buf2, nzr2, bids, xs, ps, ends, ss):
+            if not _image_start(rows[nxt], h, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes2, buf2,
+                                nzr2, bids, xs, ps, ends, ss):
                 return nxt
             ks[h] = nxt
             nxt += 1
+    mo = ip[IP_META]
     msz = IMAGE_M  # a constant: this decoder only serves models of IMAGE_PREC bits
     psh = np.uint64(IMAGE_PREC)
     mask = np.uint64(msz - 1)
     lo = np.uint64(RANS_L)
     lo2 = np.uint64(RANS_L >> 8)
-    e1 = np.uint64(meta[MT_E1])
-    e2 = np.uint64(meta[MT_E2])
-    run_table = meta[MT_RUN]
+    e1 = np.uint64(ip[mo + MT_E1])
+    e2 = np.uint64(ip[mo + MT_E2])
+    run_table = ip[mo + MT_RUN]
+    co = ip[IP_CP]
     pw = ip[IP_PW]
     mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
     S = ip[IP_S]
@@ -1144,10 +1149,10 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
             if s >= S:  # row done: check it, write it, take the next one
                 if x != lo or p != ends[h]:
                     return k
-                _image_output(k, h, codes2, ip, cp, factor, meta, out_bits, out_float)
+                _image_output(k, codes2[h], ip, out_bits, out_float)
                 if nxt < k1:
-                    if not _image_start(rows[nxt], h, stream, block_off, row_off, ids, base_codes, base_lev,
-                                        base_nz, meta, codes2, buf2, nzr2, bids, xs, ps, ends, ss):
+                    if not _image_start(rows[nxt], h, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes2,
+                                        buf2, nzr2, bids, xs, ps, ends, ss):
                         return nxt
                     ks[h] = nxt
                     nxt += 1
@@ -1156,15 +1161,15 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
                     active -= 1
                 continue
             # one event: as in _decode_image_one
-            rec = o + IPS_WIDTH * s
-            pi = ip[U(rec + IPS_POS)]
+            sw = ip[U(o + s)]
+            pi = sw & 0xFFFF
             ctx = (mw * buf2[h, U(pi - 1)] + mn * buf2[h, U(pi - pw)] + mnw * buf2[h, U(pi - pw - 1)]
                    + mne * buf2[h, U(pi - pw + 1)])
             t = t0 + ctx
             slot = x & mask
             if run_table >= 0 and ctx == 0:
-                y = ip[U(rec + IPS_Y)]
-                xx = ip[U(rec + IPS_X)]
+                y = (sw >> SW_Y) & 0xFF
+                xx = (sw >> SW_X) & 0xFF
                 nzp = nzr2[h, U(y - 1)] if y > 0 else np.uint64(0)
                 bnz = base_nz[bids[h], U(y)]
                 bad = (((nzp & fn) | ((nzp << np.uint64(1)) & fnw) | ((nzp >> np.uint64(1)) & fne)
@@ -1196,8 +1201,8 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
                     ps[h] = p
                     continue
                 t = run_table + RUN_CONTEXTS
-                rec = o + IPS_WIDTH * s
-                pi = ip[U(rec + IPS_POS)]
+                sw = ip[U(o + s)]
+                pi = sw & 0xFFFF
                 slot = x & mask
             e = np.uint64(dtab[U(t * msz) + slot])
             x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
@@ -1212,16 +1217,16 @@ def _decode_image_block(rows, k0, k1, stream, block_off, row_off, ids, base_code
                         return k
                     x = (x << np.uint64(8)) | np.uint64(stream[p])
                     p += 1
-            a = e & np.uint64(ip[U(rec + IPS_MASK)])
-            j = ip[U(rec + IPS_COL)]
-            sh = ip[U(rec + IPS_SHIFT)]
+            a = e & ((np.uint64(1) << np.uint64((sw >> SW_BITS) & 0xFF)) - np.uint64(1))
+            j = (sw >> SW_COL) & 0xFFFF
+            sh = ((sw >> SW_SHIFT) & 0xFF) - 1
             if sh >= 0:
                 c = codes2[h, U(j)] | (a << np.uint64(sh))
             else:
-                c = codes2[h, U(j)] | _pdep(a, np.uint64(cp[j, 0]), -1)
+                c = codes2[h, U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
             codes2[h, U(j)] = c
             buf2[h, U(pi)] = np.uint8((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-            nzr2[h, U(ip[U(rec + IPS_Y)])] |= np.uint64(1 if c >= e1 else 0) << np.uint64(ip[U(rec + IPS_X)])
+            nzr2[h, U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
             ss[h] = s + 1
             xs[h] = x
             ps[h] = p
@@ -1233,15 +1238,15 @@ IMAGE_BLOCK_ROWS = 16
 
 
 @pnjit
-def _decode_image_rows_parallel(rows, stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip, meta,
-                                cp, factor, out_bits, out_float):
+def _decode_image_rows_parallel(rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
+                                out_float):
     n = rows.shape[0]
     nblocks = (n + IMAGE_BLOCK_ROWS - 1) // IMAGE_BLOCK_ROWS
     bad = np.full(nblocks, -1, dtype=np.int64)
     for blk in prange(nblocks):
         bad[blk] = _decode_image_block(rows, blk * IMAGE_BLOCK_ROWS, min(n, blk * IMAGE_BLOCK_ROWS + IMAGE_BLOCK_ROWS),
-                                       stream, block_off, row_off, ids, base_codes, base_lev, base_nz, dtab, ip, meta,
-                                       cp, factor, out_bits, out_float)
+                                       stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
+                                       out_float)
     for blk in range(nblocks):
         if bad[blk] >= 0:
             return bad[blk]

@@ -684,7 +684,7 @@ class Reader(_PathReader):
         self._lean = None
         if c.coded is not None and c.coded.ip.size > 0 and c.dtype.names is None \
                 and getattr(c, "predict", None) is None:
-            self._lean = _coding.image_row_reader(c.coded, c.records, c.dtype, self._factor, c.n)
+            self._lean = _coding.image_row_reader(c.coded, c.records, c.dtype, c.n)
 
     # --- public surface -------------------------------------------------------
     def _c(self) -> Compressed:

@@ -328,9 +328,8 @@ def test_image_decoder_kernels_agree(rng):
 
     def args(rows):
         out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
-        return out, (k.stream, k.block_off, k.row_off if k.row_off.size else _coding._EMPTY,
-                     c.records if c.records.size else _coding._EMPTY, k.base_codes, k.base_lev, k.base_nz, k.dtab,
-                     k.ip, k.meta, k.cp, k.factor, out, _coding._NO_FLOAT)
+        return out, (k.stream, k.ridx, c.records if c.records.size else _coding._EMPTY, k.base_codes, k.base_lev,
+                     k.base_nz, k.dtab, k.ip, out, _coding._NO_FLOAT)
 
     out, a = args(rows)
     assert _r._decode_image_block(rows, 0, 300, *a) == -1 and _same(out, X)
@@ -354,6 +353,15 @@ def test_image_decoder_applies_only_where_it_can(rng):
     X = _images(rng, n=150, C=3).reshape(150, -1)  # channels: the general image path
     c = gedenb.compress(X, coding="entropy", image_shape=(10, 9, 3))
     assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    X = _images(rng, n=60, H=_r.IMAGE_MAX_H + 1, W=5).reshape(60, -1)  # taller than a slot word's 8-bit row field
+    c = gedenb.compress(X, coding="entropy", image_shape=(_r.IMAGE_MAX_H + 1, 5))
+    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    assert _same(gedenb.decompress(c), X)
+    X = _images(rng, n=60, H=_r.IMAGE_MAX_H, W=5).reshape(60, -1)  # the tallest the image decoder takes
+    c = gedenb.compress(X, coding="entropy", image_shape=(_r.IMAGE_MAX_H, 5))
+    assert c.coded.ip.size and _same(gedenb.decompress(c), X)
+    rows = rng.integers(-60, 60, 30).astype(np.int64)
+    assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
     X = _images(rng, n=150).reshape(150, -1)
     c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
     assert c.coded.ip.size
