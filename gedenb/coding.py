@@ -179,7 +179,7 @@ class EntropyCoded(NamedTuple):
     factor : float64
         The codecs' fixed-point factors.
     ip : int64
-        Parameters of the image decoder (:func:`gedenb.rans._decode_image_one`;
+        Parameters of the image decoder (:func:`gedenb.rans._decode_image_pair`;
         empty when it does not apply: see :func:`_image_params`), with ``meta``,
         ``cp`` and ``factor`` inside; ``ip_codes`` the same with ``meta_codes``
         and ``cp_codes``.
@@ -862,7 +862,7 @@ _NO_NZ = np.zeros((0, 0), dtype=np.uint64)
 
 
 def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
-    """``(ip, base_lev, base_nz)`` of the image decoder (:func:`gedenb.rans._decode_image_one`), or empty arrays.
+    """``(ip, base_lev, base_nz)`` of the image decoder (:func:`gedenb.rans._decode_image_pair`), or empty arrays.
 
     It applies to models of :data:`gedenb.rans.IMAGE_PREC` bits (a compile-time
     constant of the decoder) of single-channel images at most

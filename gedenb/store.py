@@ -758,8 +758,7 @@ class Reader(_PathReader):
             A requested record is corrupt (only possible when the file was
             opened with ``verify=False``).
         """
-        c = self._c()
-        lean = self._lean
+        lean = self._lean  # None once closed
         if lean is not None and type(indices) is np.ndarray and indices.dtype is _INT64 and indices.ndim == 1 \
                 and indices.flags.c_contiguous:
             # the image decoder checks every index in its kernel; the full validation below only runs to
@@ -767,8 +766,9 @@ class Reader(_PathReader):
             try:
                 return lean(indices)
             except FormatError as e:
-                _row_indices(indices, c.n)
+                _row_indices(indices, self.n)
                 raise FormatError(f"RECS: {e} [{self.path}]") from None
+        c = self._c()
         rows = _row_indices(indices, c.n)
         try:
             return _decode_rows(c, rows, self._factor)
@@ -815,8 +815,8 @@ class Reader(_PathReader):
 
     def close(self) -> None:
         """Drop this reader's references to the map; it closes once no array views remain."""
+        self._lean = None  # it holds views of the map; first, as read_rows takes it to mean "open"
         self.__dict__.pop("compressed", None)
-        self._lean = None  # it holds views of the map
         self._close_map()
 
     def __repr__(self) -> str:

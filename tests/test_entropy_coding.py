@@ -595,14 +595,20 @@ def test_forged_fields_with_correct_checksums_are_rejected(rng, tmp_path, name):
             gedenb.open(bad, verify=verify)
 
 
-def test_damaged_rows_read_without_verification_fail_at_read(rng, tmp_path):
+def _damaged_rows(rng, tmp_path, step, flip):
+    """An image store whose ROWS bytes ``0, step, 2 step, ...`` are XOR-ed with ``flip`` (checksum not fixed)."""
     X, path = _file(rng, tmp_path, image=True)
     data = bytearray(path.read_bytes())
     _frame, start, nbytes = _sections(bytes(data))[b"ROWS"]
-    for k in range(0, nbytes, 97):
-        data[start + k] ^= 0xA5
+    for k in range(0, nbytes, step):
+        data[start + k] ^= flip
     bad = tmp_path / "bad.gede"
     bad.write_bytes(bytes(data))
+    return X, bad
+
+
+def test_damaged_rows_read_without_verification_fail_at_read(rng, tmp_path):
+    X, bad = _damaged_rows(rng, tmp_path, 97, 0xA5)
     with gedenb.open(bad, verify=False) as r:
         caught = 0
         for i in range(len(X)):
@@ -613,6 +619,35 @@ def test_damaged_rows_read_without_verification_fail_at_read(rng, tmp_path):
                 continue
             assert row.shape == (1, X.shape[1]) and row.dtype == X.dtype
         assert caught > 0
+
+
+def test_damaged_rows_in_batches_name_the_first_bad_row(rng, tmp_path):
+    """Batches decode rows in pairs: a batch fails exactly when one of its rows fails alone, naming the first."""
+    X, bad_path = _damaged_rows(rng, tmp_path, 211, 0x5A)
+    with gedenb.open(bad_path, verify=False) as r:
+        assert r._lean is not None  # the image decoder reads these rows
+        bad = set()
+        for i in range(len(X)):
+            try:
+                r.read_rows(np.array([i], dtype=np.int64))
+            except FormatError:
+                bad.add(i)
+        assert 0 < len(bad) < len(X)
+        first_bad = min(bad)
+        good = [i for i in range(len(X)) if i not in bad]
+        cases = [np.array(good, dtype=np.int64), np.array([first_bad, good[0]]), np.array([good[0], first_bad]),
+                 np.array([first_bad, first_bad]), np.array(good[:3] + [first_bad] + good[3:6])]
+        cases += [rng.permutation(len(X))[:n].astype(np.int64) for n in (2, 3, 17, 40)]
+        for rows in cases:
+            rows = np.ascontiguousarray(rows, dtype=np.int64)
+            hit = [int(i) for i in rows if int(i) in bad]
+            if not hit:
+                got = r.read_rows(rows)
+                for k, i in enumerate(rows):
+                    assert got[k].tobytes() == r.read_rows(np.array([i], dtype=np.int64))[0].tobytes()
+                continue
+            with pytest.raises(FormatError, match=f"row {hit[0]} is out of range or corrupt"):
+                r.read_rows(rows)
 
 
 def _check_random_damage(rng, tmp_path, kinds, n_cases):
