@@ -18,8 +18,11 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import importlib.util  # noqa: E402
+import threading  # noqa: E402
+import warnings  # noqa: E402
 
 import numba  # noqa: E402
+from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 
 # Readers are used from threads and from forked DataLoader workers.  Numba's
 # default OpenMP layer is GNU OpenMP here, which kills a forked child that
@@ -29,7 +32,7 @@ import numba  # noqa: E402
 if "NUMBA_THREADING_LAYER" not in os.environ and importlib.util.find_spec("tbb") is not None:
     numba.config.THREADING_LAYER = "safe"
 
-__all__ = ["njit", "pnjit", "prange"]
+__all__ = ["call_serial", "njit", "pnjit", "prange"]
 
 _CACHE = os.environ.get("GEDENB_NUMBA_CACHE", "0") == "1"
 
@@ -50,3 +53,25 @@ def njit(func=None, **overrides):
 def pnjit(func=None, **overrides):
     """``numba.njit(parallel=True)`` with the package's options."""
     return njit(func, parallel=True, **overrides)
+
+
+_SERIAL_SEEN: set = set()
+_SERIAL_LOCK = threading.Lock()
+
+
+def call_serial(kernel, key, *args):
+    """``kernel(*args)`` for a serial loop compiled with ``parallel=True`` on purpose.
+
+    Numba's parfor pipeline makes some plain loops several times faster, but
+    warns that nothing ran in parallel whenever it compiles one.  ``key``
+    names what selects a compiled version (dtypes, dimensions, writeable
+    flags of the arguments): the first call with a new key compiles under a
+    lock with that warning silenced, later calls go straight to the kernel.
+    """
+    if (kernel, key) in _SERIAL_SEEN:
+        return kernel(*args)
+    with _SERIAL_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        out = kernel(*args)
+    _SERIAL_SEEN.add((kernel, key))
+    return out

@@ -37,15 +37,13 @@ generalisation of Eq. 1) minimises; :func:`encode` writes the rows,
 
 from __future__ import annotations
 
-import threading
-import warnings
 from typing import NamedTuple
 
 import numpy as np
-from numba.core.errors import NumbaPerformanceWarning
 
 from . import bits as _bits
 from . import rans as _r
+from ._numba import call_serial
 from .encode import _storage_uint, output_views
 from .errors import FormatError
 from .layout import ceil_log2
@@ -344,6 +342,8 @@ def _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, 
     sp[:, _r.SP_LOW] = slot_low
     sp[:, _r.SP_CARRY] = carry
     sp[:, _r.SP_MULT:_r.SP_MULT + _Z] = _mults(nlev)
+    used = nlev > 1  # unused references (radix 1, level 0) leave the context as it is: stop after the last used
+    sp[:, _r.SP_NREF] = np.where(used.any(axis=1), _Z - np.argmax(used[:, ::-1], axis=1), 0)
     if shape[0]:
         sp[:, _r.SP_ROWEND] = _row_ends(shape, slot_col)
     if fast:  # sp[:, SP_SHIFT] is unused by the image fast path: flag "left neighbour = previous digit"
@@ -1004,13 +1004,15 @@ def coded_from_file(model_payload, ridx: np.ndarray, stream: np.ndarray, codecs,
 # --------------------------------------------------------------------------
 # decoding
 # --------------------------------------------------------------------------
-_SERIAL_COMPILED: set = set()
-_COMPILE_LOCK = threading.Lock()
 _EMPTY = np.zeros(1, dtype=np.uint64)
 _EMPTY.setflags(write=False)
 _NO_FLOAT = np.empty((0, 0), dtype=np.float64)
-#: Below this many values a batch is decoded on one thread.
+#: Below this many values a batch is decoded on one thread ...
 PARALLEL_MIN_VALUES = 1 << 16
+#: ... unless it has this many coded digits and rows for two tasks: a digit of the general decoder costs
+#: about as much as ten values of the raw-bit layout, so small table batches already gain from two threads
+#: (asv ``GedeReadRows``, ``california_entropy``; docs/BENCHMARKS.md).
+PARALLEL_MIN_DIGITS = 1 << 10
 
 
 def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, codes_only: bool = False,
@@ -1044,19 +1046,14 @@ def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, c
         factor = coded.factor
     args = (rows, coded.stream, coded.block_off, coded.row_off if coded.row_off.size else _EMPTY, ids,
             coded.base_codes, coded.pre_cols, coded.sp, cp, coded.dtab, meta, factor, bits, flt, coded.fp)
-    if rows.shape[0] * cp.shape[0] >= PARALLEL_MIN_VALUES:
+    if rows.shape[0] * cp.shape[0] >= PARALLEL_MIN_VALUES or (
+            rows.shape[0] >= 2 * _r.GENERAL_BLOCK_ROWS and rows.shape[0] * coded.sp.shape[0] >= PARALLEL_MIN_DIGITS):
         bad = _r._decode_rows_parallel(*args)
     else:
         nlev = coded.sp.shape[0] + cp.shape[0] + 1
         scratch = (np.empty(cp.shape[0], dtype=np.uint64), np.zeros(nlev, np.int64), np.zeros(nlev, np.int32))
         key = (bits.dtype.num, flt.dtype.num, flt.ndim, rows.flags.writeable, factor.flags.writeable)
-        if key in _SERIAL_COMPILED:
-            bad = _r._decode_rows_serial(*args, *scratch)
-        else:
-            with _COMPILE_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)
-                bad = _r._decode_rows_serial(*args, *scratch)
-            _SERIAL_COMPILED.add(key)
+        bad = call_serial(_r._decode_rows_serial, key, *args, *scratch)
     if bad >= 0:
         raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or base ID)")
     return out

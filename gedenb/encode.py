@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._numba import njit, pnjit, prange
+from ._numba import call_serial, njit, pnjit, prange
 
 __all__ = [
     "BIN",
@@ -159,13 +159,28 @@ def _store_value(out_bits, out_float, k, j, kind, code, offset, factor, sign, fu
         out_float[k, j] = np.float64(np.int64(key)) * factor
 
 
+@njit(inline="always")
+def _decode_code_row(codes, i, kind, offset, factor, sign, full, out_bits, out_float):
+    for j in range(codes.shape[1]):
+        _store_value(out_bits, out_float, i, j, kind[j], np.uint64(codes[i, j]), offset[j], factor[j], sign, full)
+
+
 @pnjit
 def _decode_codes(codes, kind, offset, factor, sign, full, out_bits, out_float):
-    n, d = codes.shape
-    for i in prange(n):
-        for j in range(d):
-            _store_value(out_bits, out_float, i, j, kind[j], np.uint64(codes[i, j]),
-                         offset[j], factor[j], sign, full)
+    for i in prange(codes.shape[0]):
+        _decode_code_row(codes, i, kind, offset, factor, sign, full, out_bits, out_float)
+
+
+@pnjit
+def _decode_codes_serial(codes, kind, offset, factor, sign, full, out_bits, out_float):
+    # _decode_codes on one thread (opening a parallel region costs more than a small batch), compiled with
+    # parallel=True all the same: the parfor pipeline makes this loop several times faster (_numba.call_serial)
+    for i in range(codes.shape[0]):
+        _decode_code_row(codes, i, kind, offset, factor, sign, full, out_bits, out_float)
+
+
+#: Below this many values :func:`decode_codes` runs on one thread.
+PARALLEL_MIN_VALUES = 1 << 16
 
 
 def output_views(out: np.ndarray):
@@ -186,11 +201,12 @@ def output_views(out: np.ndarray):
     return bits, flt, sign, full
 
 
-def decode_codes(codes: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
+def decode_codes(codes: np.ndarray, codecs: Codecs, dtype, factor=None) -> np.ndarray:
     """Values from column codes (the inverse of :func:`encode_columns`).
 
     A structured ``dtype`` gives a structured ``(n,)`` array, one field per
-    column of ``codes``.
+    column of ``codes``.  ``factor`` is ``codecs.factor``, for callers that
+    keep it (computing it costs a few microseconds per call).
     """
     dtype = np.dtype(dtype)
     if dtype.names is not None:
@@ -203,7 +219,12 @@ def decode_codes(codes: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
     codes = np.ascontiguousarray(codes)
     out = np.empty(codes.shape, dtype=dtype)
     bits, flt, sign, full = output_views(out)
-    _decode_codes(codes, codecs.kind, codecs.offset, codecs.factor, sign, full, bits, flt)
+    args = (codes, codecs.kind, codecs.offset, codecs.factor if factor is None else factor, sign, full, bits, flt)
+    if codes.size >= PARALLEL_MIN_VALUES:
+        _decode_codes(*args)
+    else:
+        key = (bits.dtype.num, flt.dtype.num, flt.ndim, *((a.dtype.num, a.flags.writeable) for a in args[:4]))
+        call_serial(_decode_codes_serial, key, *args)
     return out
 
 

@@ -571,7 +571,7 @@ def _decode_rows(c: Compressed, rows: np.ndarray, factor=None) -> np.ndarray:
         return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, factor)
     if c.predict is not None:  # transformed codes: decode them, undo the transform row by row, then the codecs
         codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
-        return decode_codes(_predict.inverse(codes, rows, c.codecs, c.predict), c.codecs, c.dtype)
+        return decode_codes(_predict.inverse(codes, rows, c.codecs, c.predict), c.codecs, c.dtype, factor)
     if c.dtype.names is not None:  # mixed dtypes: column codes, then every field through its codecs
         return decode_codes(_coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
                             c.dtype)

@@ -17,14 +17,11 @@ describes the same assembly per column, for research code and tests.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from typing import NamedTuple
 
 import numpy as np
-from numba.core.errors import NumbaPerformanceWarning
 
-from ._numba import njit, pnjit, prange
+from ._numba import call_serial, njit, pnjit, prange
 from .bits import _emit, _flush, _get_bits
 from .encode import Codecs, _store_value, output_views
 from .errors import FormatError
@@ -268,11 +265,9 @@ def _decode_rows_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, r
     return bad
 
 
-_SERIAL_COMPILED: set = set()
 # read-only like every stream of a Compressed, so no extra kernel compiles for it
 _EMPTY_STREAM = np.zeros(1, dtype=np.uint64)
 _EMPTY_STREAM.setflags(write=False)
-_COMPILE_LOCK = threading.Lock()
 
 #: Below this many values a batch is decoded on one thread (no pool start-up).
 PARALLEL_MIN_VALUES = 1 << 16
@@ -313,14 +308,7 @@ def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: 
         buf = np.zeros((int(codecs.width.sum()) + 63) // 64 + 1, dtype=np.uint64)
         key = (bits.dtype.num, flt.dtype.num, flt.ndim, records.flags.writeable, bases.flags.writeable,
                factor.flags.writeable, rows.flags.writeable, codecs.width.flags.writeable)
-        if key in _SERIAL_COMPILED:
-            bad = _decode_rows_serial(*args, buf)
-        else:
-            with _COMPILE_LOCK, warnings.catch_warnings():
-                # parallel=True with nothing to parallelise is deliberate here
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)
-                bad = _decode_rows_serial(*args, buf)
-            _SERIAL_COMPILED.add(key)
+        bad = call_serial(_decode_rows_serial, key, *args, buf)
     if bad:
         raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
     return out
@@ -410,9 +398,6 @@ def _decode_fields_serial(records, bases, rec_bits, id_bits, base_bits, n_bases,
     return bad
 
 
-_FIELDS_SERIAL_COMPILED: set = set()
-
-
 def field_plan(dtype: np.dtype):
     """``(offset, size, sign, full)`` per field of a packed structured dtype (bytes; value-bit masks)."""
     names = dtype.names
@@ -447,13 +432,7 @@ def _decode_rows_fields(records, bases, layout, codecs, rows, dtype, n_bases, fa
                    np.zeros(1, dtype=np.float64), np.zeros(1, dtype=np.float32))
         key = (records.flags.writeable, bases.flags.writeable, factor.flags.writeable, rows.flags.writeable,
                codecs.width.flags.writeable)
-        if key in _FIELDS_SERIAL_COMPILED:
-            bad = _decode_fields_serial(*args, *scratch)
-        else:
-            with _COMPILE_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)
-                bad = _decode_fields_serial(*args, *scratch)
-            _FIELDS_SERIAL_COMPILED.add(key)
+        bad = call_serial(_decode_fields_serial, key, *args, *scratch)
     if bad:
         raise FormatError(f"records: {bad} of the requested rows name a base ID >= n_bases={n_bases}")
     return out

@@ -525,9 +525,9 @@ def _compact(buf, lengths, offsets, out):
 # decoding rows
 # --------------------------------------------------------------------------
 #: Columns of the packed per-slot parameters ``sp``.
-SP_COL, SP_BITS, SP_LAST, SP_TABLE, SP_REF, SP_SHIFT, SP_NLEV, SP_LOW, SP_CARRY, SP_MULT, SP_ROWEND = (
-    0, 1, 2, 3, 4, 8, 12, 16, 17, 18, 22)
-SP_WIDTH = 23
+SP_COL, SP_BITS, SP_LAST, SP_TABLE, SP_REF, SP_SHIFT, SP_NLEV, SP_LOW, SP_CARRY, SP_MULT, SP_ROWEND, SP_NREF = (
+    0, 1, 2, 3, 4, 8, 12, 16, 17, 18, 22, 23)
+SP_WIDTH = 24
 #: Columns of the packed per-column parameters ``cp`` (uint64 bit patterns in int64).
 CP_DMASK, CP_DSHIFT, CP_KIND, CP_OFFSET = 0, 1, 2, 3
 #: Entries of ``meta`` (``MT_INT``, read by the image decoder only: 0 any codecs, 1 integer codecs only
@@ -687,7 +687,7 @@ def _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e
             bias = slot & (f - np.uint64(1))
         else:
             ctx = 0
-            for k in range(K_REFS):
+            for k in range(sp[s, SP_NREF]):  # the references after the last used one add nothing
                 ctx = ctx * sp[s, 12 + k] + (lev[sp[s, 4 + k]] >> sp[s, 8 + k])
             e = np.uint64(dtab[(t + ctx) * msz + np.int64(slot)])
             a = e & np.uint64(255)
@@ -773,19 +773,23 @@ def _decode_rows_serial(rows, stream, block_off, row_off, ids, base_codes, pre_c
     return -1
 
 
+#: Rows per task of the general parallel decoder.
+GENERAL_BLOCK_ROWS = 32
+
+
 @pnjit
 def _decode_rows_parallel(rows, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta, factor,
                           out_bits, out_float, fp):
     n = rows.shape[0]
     d = base_codes.shape[1]
     S = sp.shape[0]
-    nblocks = (n + 31) // 32
+    nblocks = (n + GENERAL_BLOCK_ROWS - 1) // GENERAL_BLOCK_ROWS
     bad = np.full(nblocks, -1, dtype=np.int64)
     for blk in prange(nblocks):
         codes = np.zeros(d, dtype=np.uint64)
         lev = np.zeros(S + d + 1, dtype=np.int64)
         lv = np.zeros(S + d + 1, dtype=np.int32)
-        for k in range(blk * 32, min(n, blk * 32 + 32)):
+        for k in range(blk * GENERAL_BLOCK_ROWS, min(n, (blk + 1) * GENERAL_BLOCK_ROWS)):
             if not _decode_one(rows[k], k, stream, block_off, row_off, ids, base_codes, pre_cols, sp, cp, dtab, meta,
                                factor, out_bits, out_float, codes, lev, fp, lv):
                 bad[blk] = k
@@ -853,9 +857,8 @@ U = np.uint64
 #
 # Batches are decoded two rows at a time, both states in registers, one event of each in turn
 # (:func:`_decode_image_pair`): a row's events form one serial chain (rANS state, table lookup, level, next
-# context), and two chains overlap in the processor (MNIST: ~2.2 us per row for a pair against ~3.2 us for a
-# row alone; four chains gain nothing more).  A single row has its own kernel (:func:`_decode_image_one`),
-# ~5% faster than a pair with one row.  The event step is therefore written three times: Numba counts
+# context), and two chains overlap in the processor (four gain nothing more: too few registers).  A single
+# row has its own kernel (:func:`_decode_image_one`), a few per cent faster than a pair with one row.  The event step is therefore written three times: Numba counts
 # references around every call of a helper that takes arrays, which costs more than the step itself.  In a
 # pair a corrupt row never stops the loop early (bytes past the stream read as zeros, an overlong run is cut
 # to its stretch): it is caught by the final check, so the first bad row of a pair is the one reported.
@@ -1280,8 +1283,8 @@ def _decode_image_block(rows, k0, k1, stream, ridx, ids, base_codes, base_lev, b
 @njit
 def _decode_image_rows_serial(rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits, out_float):
     """Rows ``rows`` of an image store into ``out`` on one thread; the position of the first bad (out of
-    range, corrupt) row, or -1.  One row alone goes to :func:`_decode_image_one` (~5% faster than a pair
-    with one row), more rows two at a time (:func:`_decode_image_block`)."""
+    range, corrupt) row, or -1.  One row alone goes to :func:`_decode_image_one`, more rows two at a time
+    (:func:`_decode_image_block`)."""
     if rows.shape[0] != 1:
         return _decode_image_block(rows, 0, rows.shape[0], stream, ridx, ids, base_codes, base_lev, base_nz, dtab,
                                    ip, out_bits, out_float)
