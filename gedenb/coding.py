@@ -410,11 +410,6 @@ def _image_thresholds(codes: np.ndarray, cols: np.ndarray) -> tuple[int, int]:
     return e1, max(e1 + 1, e2)
 
 
-def _freq_cost(counts: np.ndarray, alphabet: np.ndarray):
-    freqs = _r._quantise(counts, _r.PREC)
-    return freqs, float(_r._code_bits(counts, freqs, _r.PREC)), int(_r._table_bits(freqs, alphabet))
-
-
 def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_tables: int):
     """Per slot, the context with the smallest coded size (symbols + tables)."""
     N, S = sym.shape
@@ -449,20 +444,18 @@ def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_t
                 if l0 <= slot_bits[r0] and l1 <= slot_bits[r1]:
                     cands.append(((r0, r1), (int(slot_bits[r0]) - l0, int(slot_bits[r1]) - l1)))
         best = (float(N * b), None)  # uniform digits: no table at all
-        col = sym[:, s]
-        for rr, ss in cands:
-            ctx = np.zeros(N, dtype=np.int64)
-            nctx = 1
-            for r, sh in zip(rr, ss):
-                nl = (((1 << int(slot_bits[r])) - 1) >> sh) + 1
-                ctx = ctx * nl + (sym[:, r].astype(np.int64) >> sh)
-                nctx *= nl
-            if nctx > budget:
-                continue
-            counts = _r._context_counts(ctx, col, nctx, A)
-            _, cbits, tbits = _freq_cost(counts, np.full(nctx, A, dtype=np.int64))
-            if cbits + tbits < best[0]:
-                best = (cbits + tbits, (rr, ss, nctx))
+        packed = np.zeros((len(cands), 7), dtype=np.int64)  # (nref, r0, shift0, radix0, r1, shift1, radix1)
+        radix = []
+        for k, (rr, ss) in enumerate(cands):
+            nls = [(((1 << int(slot_bits[r])) - 1) >> sh) + 1 for r, sh in zip(rr, ss)]
+            radix.append(int(np.prod(nls)))
+            packed[k, 0] = len(rr)
+            for q, (r, sh, nl) in enumerate(zip(rr, ss, nls)):
+                packed[k, 1 + 3 * q:4 + 3 * q] = (r, sh, nl)
+        costs = _r._context_costs(sym, s, packed, A, budget, _r.PREC)
+        for k, (rr, ss) in enumerate(cands):
+            if costs[k] < best[0]:
+                best = (float(costs[k]), (rr, ss, radix[k]))
         if best[1] is None:
             uniform[s] = True
             continue

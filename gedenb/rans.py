@@ -159,11 +159,30 @@ def _histogram(tidx, sym, n_tables, alphabet):
 
 
 @njit
-def _context_counts(ctx, sym_col, nctx, alphabet):
-    counts = np.zeros((nctx, alphabet), dtype=np.int64)
-    for i in range(ctx.shape[0]):
-        counts[ctx[i], sym_col[i]] += 1
-    return counts
+def _context_costs(sym, s, cands, alphabet, budget, prec):
+    """Coded bits (symbols, then tables: :func:`_code_bits` + :func:`_table_bits`) of digit slot ``s`` of
+    every row under each candidate context ``cands[k] = (nref, r0, shift0, radix0, r1, shift1, radix1)``
+    (the context is ``(sym[:, r0] >> shift0) * radix1 + (sym[:, r1] >> shift1)`` for two references);
+    ``inf`` where it needs more than ``budget`` tables."""
+    N = sym.shape[0]
+    out = np.full(cands.shape[0], np.inf)
+    for k in range(cands.shape[0]):
+        nref = cands[k, 0]
+        r0, sh0, r1, sh1, nl1 = cands[k, 1], cands[k, 2], cands[k, 4], cands[k, 5], cands[k, 6]
+        nctx = (cands[k, 3] if nref >= 1 else 1) * (nl1 if nref >= 2 else 1)
+        if nctx > budget:
+            continue
+        counts = np.zeros((nctx, alphabet), dtype=np.int64)
+        for i in range(N):
+            c = np.int64(0)
+            if nref >= 1:
+                c = np.int64(sym[i, r0]) >> sh0
+            if nref >= 2:
+                c = c * nl1 + (np.int64(sym[i, r1]) >> sh1)
+            counts[c, sym[i, s]] += 1
+        freqs = _quantise(counts, prec)
+        out[k] = _code_bits(counts, freqs, prec) + _table_bits(freqs, np.full(nctx, alphabet, dtype=np.int64))
+    return out
 
 
 @pnjit
