@@ -467,7 +467,7 @@ def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_t
     return uniform, nref, ref, shift
 
 
-def fit(codes: np.ndarray, widths, base_mask, image_shape=None):
+def fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: bool = False):
     """Fit the coding model of the deviations of ``codes`` under ``base_mask``.
 
     Parameters
@@ -478,6 +478,9 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None):
     base_mask : (l_t,) bool
     image_shape : (H, W, C), optional
         Use the image scheme (``H * W * C == d``).
+    counts_only : bool
+        Only the model and counts are wanted (a size estimate): ``tidx`` is
+        None and no per-row arrays are built.
 
     Returns
     -------
@@ -508,20 +511,20 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None):
             refs, shifts, nlev, slot_table, alphabet = _image_layout(shape, scheme, slot_col, slot_bits, slot_low,
                                                                      slot_tix, d)
             cand = _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table,
-                           refs, shifts, nlev, alphabet, dmask, dshift)
+                           refs, shifts, nlev, alphabet, dmask, dshift, counts_only)
             bits = estimate_bits(cand[0], cand[3], N)
             if best is None or bits < best[0]:
                 best = (bits, cand)
         uniform = np.ones(S, dtype=bool)
         zero = np.zeros((S, 2), dtype=np.int64)
         cand = _table_model(codes, sym, uniform, np.zeros(S, dtype=np.int64), zero, zero, slot_col, slot_bits,
-                            slot_low, slot_last, dmask, dshift, d)
+                            slot_low, slot_last, dmask, dshift, d, counts_only)
         if estimate_bits(cand[0], cand[3], N) < best[0]:
             return cand
         return best[1]
     uniform, nref, ref, shift = _choose_table_contexts(sym, slot_col, slot_bits, slot_tix, MAX_TABLES)
     return _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask,
-                        dshift, d)
+                        dshift, d, counts_only)
 
 
 def _table_alphabet(uniform, nlev, slot_bits):
@@ -540,37 +543,46 @@ def _table_alphabet(uniform, nlev, slot_bits):
     return slot_table, np.asarray(alphabet, dtype=np.int64)
 
 
-def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d):
+def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d,
+                 counts_only=False):
     S = slot_col.shape[0]
     refs, shifts, nlev = _table_slot_refs(nref, ref, shift, slot_bits, S, d)
     slot_table, alphabet = _table_alphabet(uniform, nlev, slot_bits)
     return _finish(codes, sym, SCHEME_TABLE, (0, 0, 0), 0, 0, slot_col, slot_bits, slot_low, slot_last, slot_table,
-                   refs, shifts, nlev, alphabet, dmask, dshift)
+                   refs, shifts, nlev, alphabet, dmask, dshift, counts_only)
 
 
 def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table, refs, shifts,
-            nlev, alphabet, dmask, dshift):
+            nlev, alphabet, dmask, dshift, counts_only=False):
     S = slot_col.shape[0]
+    T = alphabet.shape[0]
     image = scheme in IMAGE_SCHEMES
     prec = _r.IMAGE_PREC if image else _r.PREC
+    count = counts_only and T > 0  # the kernels count symbols per table without per-row arrays
     if scheme in RUN_SCHEMES:  # the events of every row: run lengths and the digits outside runs
         sp = _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low,
                          np.zeros(S, dtype=bool), shape, True)
         base = codes & ~dmask[None, :]
-        tidx = _r._run_events(codes, base, sym, _fast_slots(sp, dshift), alphabet.shape[0] - _r.RUN_CONTEXTS - 1,
-                              np.uint64(e1), np.uint64(e2))
-        counts = _r._events_histogram(*tidx, alphabet.shape[0], _r.MAX_ALPHABET)
+        ev_t, ev_s, ev_n, counts = _r._run_events(codes, base, sym, _fast_slots(sp, dshift), T - _r.RUN_CONTEXTS - 1,
+                                                  np.uint64(e1), np.uint64(e2), T if count else 0)
+        tidx = None if count else (ev_t, ev_s, ev_n)
+        if not count:
+            counts = _r._events_histogram(ev_t, ev_s, ev_n, T, _r.MAX_ALPHABET)
         freqs = _r._quantise(counts, prec)
         model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
                              refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec)
-        return model, sym, tidx, counts
-    tidx = _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
-                            np.uint64(e2)) if S else np.zeros((codes.shape[0], 0), dtype=np.int32)
-    counts = _r._histogram(tidx, sym, alphabet.shape[0], _r.MAX_ALPHABET)
+        return model, sym, None if counts_only else tidx, counts
+    if S and count:
+        tidx, counts = None, _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
+                                              np.uint64(e2), T)[1]
+    else:
+        tidx = _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1), np.uint64(e2),
+                                0)[0] if S else np.zeros((codes.shape[0], 0), dtype=np.int32)
+        counts = _r._histogram(tidx, sym, T, _r.MAX_ALPHABET)
     freqs = _r._quantise(counts, prec)
     model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
                          refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec)
-    return model, sym, tidx, counts
+    return model, sym, None if counts_only else tidx, counts
 
 
 def estimate_bits(model: EntropyModel, counts: np.ndarray, n_rows: int) -> float:
@@ -1132,7 +1144,7 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
 def coded_size_bits(codes, widths, mask, n_b: int, n: int, m: int, s_params: int, image_shape=None):
     """Estimated bits of the whole entropy-coded table under ``mask``:
     ``n_b l_b + (n + m) ceil(log2 n_b) + m ceil(log2 n) + S_params + estimate_bits``."""
-    model, _sym, _tidx, counts = fit(codes, widths, mask, image_shape)
+    model, _sym, _tidx, counts = fit(codes, widths, mask, image_shape, counts_only=True)
     l_b = int(np.count_nonzero(mask))
     N = n + m
     return (n_b * l_b + N * ceil_log2(n_b) + m * ceil_log2(n) + s_params

@@ -444,7 +444,8 @@ def _column_bits(col: np.ndarray, w: int) -> float:
     """Estimated coded bits of one column on its own (its digits, contexts within the column, its tables)."""
     from . import coding as _coding
 
-    model, _sym, _tidx, counts = _coding.fit(col.reshape(-1, 1), np.array([w]), np.zeros(w, dtype=bool))
+    model, _sym, _tidx, counts = _coding.fit(col.reshape(-1, 1), np.array([w]), np.zeros(w, dtype=bool),
+                                             counts_only=True)
     uniform = int(model.slot_bits[model.slot_table < 0].sum())
     return (float(_r._code_bits(counts, model.freqs, model.prec)) + col.shape[0] * uniform
             + 8 * len(_coding.model_to_bytes(model, 0)))
@@ -466,7 +467,7 @@ def _table_bits(codes: np.ndarray, width: np.ndarray, scale: float = 1.0) -> flo
     for ``scale`` times as many rows like these (the model counted once)."""
     from . import coding as _coding
 
-    model, _sym, _tidx, counts = _coding.fit(codes, width, np.zeros(int(width.sum()), dtype=bool))
+    model, _sym, _tidx, counts = _coding.fit(codes, width, np.zeros(int(width.sum()), dtype=bool), counts_only=True)
     model_bits = 8.0 * len(_coding.model_to_bytes(model, 0))
     return (_coding.estimate_bits(model, counts, codes.shape[0]) - model_bits) * scale + model_bits
 

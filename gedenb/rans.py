@@ -114,9 +114,27 @@ def _row_symbols(codes, slot_col, slot_lowshift, slot_bits, col_dmask, col_dshif
     return sym
 
 
+@njit
+def _count_chunks(N, n_tables, count):
+    """Row chunks of the symbol-counting kernels: with ``count``, at most 8 and 64 MB of partial counts."""
+    if not count:
+        return max(1, min(N, 64))
+    return max(1, min(N, 8, (1 << 23) // max(1, n_tables * MAX_ALPHABET)))
+
+
+@njit
+def _sum_chunks(part, n_tables):
+    counts = np.zeros((n_tables, MAX_ALPHABET), dtype=np.int64)
+    for ch in range(part.shape[0]):
+        counts += part[ch]
+    return counts
+
+
 @pnjit
-def _row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, e1, e2):
-    """Absolute frequency-table index of every symbol: ``tidx[i, s]``.
+def _row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, e1, e2, n_tables):
+    """Absolute frequency-table index of every symbol, ``tidx[i, s]``, or with ``n_tables > 0`` only the
+    symbol counts per table (what a size estimate needs, without an ``(N, S)`` array); ``(tidx, counts)``
+    with the other one empty.
 
     Level buffer of a row (length ``S + d + 1``): entries ``0..S-1`` are the
     row's digits, ``S..S+d-1`` the quantised full column codes (images),
@@ -125,25 +143,33 @@ def _row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, e1, e2):
     """
     N, S = sym.shape
     d = codes.shape[1]
-    tidx = np.empty((N, S), dtype=np.int32)
-    for i in prange(N):
+    count = n_tables > 0
+    tidx = np.empty((0 if count else N, S), dtype=np.int32)
+    nch = _count_chunks(N, n_tables, count)
+    part = np.zeros((nch if count else 0, max(n_tables, 0), MAX_ALPHABET), dtype=np.int64)
+    for ch in prange(nch):
         lev = np.zeros(S + d + 1, dtype=np.int64)
-        for s in range(S):
-            lev[s] = sym[i, s]
-        if image:
-            for j in range(d):
-                c = codes[i, j]
-                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-        for s in range(S):
-            t = slot_table[s]
-            if t < 0:
-                tidx[i, s] = -1
-                continue
-            ctx = 0
-            for k in range(refs.shape[1]):
-                ctx = ctx * nlev[s, k] + (lev[refs[s, k]] >> shifts[s, k])
-            tidx[i, s] = t + ctx
-    return tidx
+        for i in range(ch * N // nch, (ch + 1) * N // nch):
+            for s in range(S):
+                lev[s] = sym[i, s]
+            if image:
+                for j in range(d):
+                    c = codes[i, j]
+                    lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+            for s in range(S):
+                t = slot_table[s]
+                if t < 0:
+                    if not count:
+                        tidx[i, s] = -1
+                    continue
+                ctx = 0
+                for k in range(refs.shape[1]):
+                    ctx = ctx * nlev[s, k] + (lev[refs[s, k]] >> shifts[s, k])
+                if count:
+                    part[ch, t + ctx, sym[i, s]] += 1
+                else:
+                    tidx[i, s] = t + ctx
+    return tidx, _sum_chunks(part, max(n_tables, 0))
 
 
 @njit
@@ -186,7 +212,7 @@ def _context_costs(sym, s, cands, alphabet, budget, prec):
 
 
 @pnjit
-def _run_events(codes, base, sym, fp, run_table, e1, e2):
+def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables):
     """Symbols of image rows with zero runs (one digit per column), in decoding order.
 
     Where a digit's context is 0, the run symbol ``n`` (table ``run_table +
@@ -194,52 +220,69 @@ def _run_events(codes, base, sym, fp, run_table, e1, e2):
     :func:`_flat_stretch`) says that the next ``n`` digits are 0; if ``n < L``
     the digit after them is non-zero and is coded with table ``run_table +
     RUN_CONTEXTS``.  ``base`` holds every row's base codes (deviation bits
-    clear).  Returns per row the events' tables and symbols and their count.
+    clear).  Returns per row the events' tables and symbols and their count,
+    and the symbol counts per table; with ``n_tables > 0`` only the counts
+    (the event arrays are empty).
     """
     N, S = sym.shape
     d = codes.shape[1]
-    ev_t = np.empty((N, 2 * S + 1), dtype=np.int32)
-    ev_s = np.empty((N, 2 * S + 1), dtype=np.uint8)
-    ev_n = np.zeros(N, dtype=np.int64)
-    for i in prange(N):
+    count = n_tables > 0
+    ne = 0 if count else N
+    ev_t = np.empty((ne, 2 * S + 1), dtype=np.int32)
+    ev_s = np.empty((ne, 2 * S + 1), dtype=np.uint8)
+    ev_n = np.zeros(ne, dtype=np.int64)
+    nch = _count_chunks(N, n_tables, count)
+    part = np.zeros((nch if count else 0, max(n_tables, 0), MAX_ALPHABET), dtype=np.int64)
+    for ch in prange(nch):
         lev = np.zeros(S + d + 1, dtype=np.int32)
-        cur = base[i].copy()  # codes as the decoder has them: base codes, then decoded digits
-        for j in range(d):
-            c = cur[j]
-            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-        k = 0
-        s = 0
-        while s < S:
-            ctx = 0
-            for q in range(4):
-                ctx += fp[s, FP_MULT + q] * lev[fp[s, FP_REF + q]]
-            if ctx == 0:
-                L = _flat_stretch(s, lev, fp, cur, e1)
-                n = 0
-                while n < L and sym[i, s + n] == 0:
-                    n += 1
-                ev_t[i, k] = run_table + min(L, RUN_CONTEXTS - 1)
-                ev_s[i, k] = n
+        cur = np.empty(d, dtype=np.uint64)
+        for i in range(ch * N // nch, (ch + 1) * N // nch):
+            for j in range(d):  # codes as the decoder has them: base codes, then decoded digits
+                c = base[i, j]
+                cur[j] = c
+                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+            k = 0
+            s = 0
+            while s < S:
+                ctx = 0
+                for q in range(4):
+                    ctx += fp[s, FP_MULT + q] * lev[fp[s, FP_REF + q]]
+                if ctx == 0:
+                    L = _flat_stretch(s, lev, fp, cur, e1)
+                    n = 0
+                    while n < L and sym[i, s + n] == 0:
+                        n += 1
+                    t = run_table + min(L, RUN_CONTEXTS - 1)
+                    if count:
+                        part[ch, t, n] += 1
+                    else:
+                        ev_t[i, k] = t
+                        ev_s[i, k] = n
+                    k += 1
+                    for q in range(s, s + n):
+                        j = fp[q, 0]
+                        c = cur[j]
+                        lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+                    s += n
+                    if n == L:
+                        continue
+                    t = run_table + RUN_CONTEXTS
+                else:
+                    t = fp[s, FP_TABLE] + ctx
+                if count:
+                    part[ch, t, sym[i, s]] += 1
+                else:
+                    ev_t[i, k] = t
+                    ev_s[i, k] = sym[i, s]
                 k += 1
-                for q in range(s, s + n):
-                    j = fp[q, 0]
-                    c = cur[j]
-                    lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-                s += n
-                if n == L:
-                    continue
-                ev_t[i, k] = run_table + RUN_CONTEXTS
-            else:
-                ev_t[i, k] = fp[s, FP_TABLE] + ctx
-            ev_s[i, k] = sym[i, s]
-            k += 1
-            j = fp[s, 0]
-            c = codes[i, j]
-            cur[j] = c
-            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-            s += 1
-        ev_n[i] = k
-    return ev_t, ev_s, ev_n
+                j = fp[s, 0]
+                c = codes[i, j]
+                cur[j] = c
+                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+                s += 1
+            if not count:
+                ev_n[i] = k
+    return ev_t, ev_s, ev_n, _sum_chunks(part, max(n_tables, 0))
 
 
 @njit

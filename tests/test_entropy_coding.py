@@ -439,6 +439,36 @@ def test_greedy_keeps_the_smallest_estimated_size(rng):
     assert abs(again - sizes.min()) <= 1
 
 
+@pytest.mark.parametrize("kind", ["images", "tables"])
+def test_counts_only_fits_count_what_full_fits_count(rng, kind):
+    """Size estimates count symbols without per-row arrays: the same model, counts and estimate as a full fit."""
+    cases = []
+    if kind == "images":
+        for C in (1, 3):
+            X = _images(rng, n=150, C=C).reshape(150, -1)
+            c = gedenb.compress(X, coding="entropy", image_shape=(10, 9, C))
+            cases.append((X, c, (10, 9, C)))
+        X = (_images(rng, n=150).reshape(150, -1).astype(np.uint16) * 97) % 4099  # two digits per column
+        cases.append((X, gedenb.compress(X, coding="entropy", image_shape=(10, 9)), (10, 9, 1)))
+    else:
+        cases = [(X, gedenb.compress(X, coding="entropy"), None) for X in _tables(rng)]
+    seen = set()
+    for X, c, shape in cases:
+        codes = _codes(X, c)
+        for mask in (c.base_mask, np.zeros_like(c.base_mask), _const_mask(c, X)):
+            full = _coding.fit(codes, c.widths, mask, shape)
+            lean = _coding.fit(codes, c.widths, mask, shape, counts_only=True)
+            assert lean[2] is None and np.array_equal(lean[3], full[3]) and np.array_equal(lean[1], full[1])
+            for a, b in zip(lean[0], full[0]):
+                assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+            assert _coding.estimate_bits(lean[0], lean[3], len(X)) == _coding.estimate_bits(full[0], full[3], len(X))
+            seen.add(full[0].scheme)
+    if kind == "images":  # chosen models with and without zero runs
+        assert seen & set(_coding.RUN_SCHEMES) and seen & (set(_coding.IMAGE_SCHEMES) - set(_coding.RUN_SCHEMES))
+    else:
+        assert seen == {_coding.SCHEME_TABLE}
+
+
 def _codes(X, c):
     from gedenb.encode import encode_columns
 
