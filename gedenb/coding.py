@@ -1016,7 +1016,7 @@ _NO_FLOAT = np.empty((0, 0), dtype=np.float64)
 PARALLEL_MIN_VALUES = 1 << 16
 #: ... unless it has this many coded digits and rows for two tasks: a digit of the general decoder costs
 #: about as much as ten values of the raw-bit layout, so small table batches already gain from two threads
-#: (asv ``GedeReadRows``, ``california_entropy``; docs/BENCHMARKS.md).
+#: (asv ``GedeReadRows``, ``california-entropy``; docs/BENCHMARKS.md).
 PARALLEL_MIN_DIGITS = 1 << 10
 
 

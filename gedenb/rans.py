@@ -933,41 +933,11 @@ def _decode_image_one(r, k, stream, ridx, ids, base_codes, base_lev, base_nz, dt
     this decoder applies to); False if out of range or corrupt.  Negative ``r`` counts from the end
     (``-lim <= r < 0``, ``lim = meta[MT_LIMIT]``).  Decodes the same events as :func:`_decode_row`
     (with :func:`_flat_stretch`)."""
+    bid, p, end, x = _image_begin(r, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes, buf, nzr)
+    if bid < 0:
+        return False
     mo = ip[IP_META]
-    n_rows = ip[mo + MT_NROWS]
-    lim = ip[mo + MT_LIMIT]  # the rows a caller may ask for: all n + m, or the n original rows of a Reader
-    if r < 0:
-        r += lim
-        if r < 0:
-            return False
-    if r >= lim:
-        return False
-    id_bits = ip[mo + MT_IDBITS]
-    bid = np.int64(0)
-    if id_bits > 0:
-        bid = np.int64(_get_bits(ids, r * id_bits, id_bits))
-    if bid >= ip[mo + MT_NBASES]:
-        return False
-    d = ip[IP_D]
-    for j in range(U(d)):
-        codes[j] = base_codes[bid, j]
-    for q in range(U(base_lev.shape[1])):
-        buf[q] = base_lev[bid, q]
-    for q in range(U(nzr.shape[0])):
-        nzr[q] = base_nz[bid, q]
-    nb = ip[IP_NBLOCKS]
-    start, end = _row_span(r, ridx[:nb + 1], ridx[nb + 1:], ip[mo + MT_OFFBITS], ip[mo + MT_BLOCK], n_rows,
-                           stream.shape[0])
     n = stream.shape[0]
-    if start < 0 or end > n or end - start < STATE_BYTES:
-        return False
-    p = start
-    x = np.uint64(0)
-    for b in range(STATE_BYTES):
-        x = (x << np.uint64(8)) | np.uint64(stream[p])
-        p += 1
-    if x < np.uint64(RANS_L) or x >= np.uint64(RANS_L << 8):
-        return False
     msz = IMAGE_M  # a constant: this decoder only serves models of IMAGE_PREC bits
     psh = np.uint64(IMAGE_PREC)
     mask = np.uint64(msz - 1)
