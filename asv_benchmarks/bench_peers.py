@@ -97,6 +97,22 @@ def compress_frames(cctx, X: np.ndarray) -> tuple[bytes, np.ndarray]:
     return b"".join(frames), offsets
 
 
+def frame_reader(dict_bytes: bytes, buf: bytes, offsets: np.ndarray, d: int):
+    """``read(idx) -> (len(idx), d) uint8``: the rows ``idx`` of :func:`compress_frames`' output (uint8 rows
+    of ``d`` bytes), one zstd frame each, decoded with the dictionary ``dict_bytes``."""
+    dec = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dict_bytes)).decompress
+    off = offsets.astype(np.uint32).tolist()  # the 4-byte-per-row offset table (a list for fast indexing)
+    view = memoryview(buf)
+
+    def read(idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(idx), d), dtype=np.uint8)
+        for j, i in enumerate(idx.tolist()):
+            out[j] = np.frombuffer(dec(view[off[i]:off[i + 1]], max_output_size=d), dtype=np.uint8)
+        return out
+
+    return read
+
+
 def blosc2_array(X: np.ndarray, shuffle: str):
     filt = {"shuffle": blosc2.Filter.SHUFFLE, "bitshuffle": blosc2.Filter.BITSHUFFLE}[shuffle]
     cparams = blosc2.CParams(codec=blosc2.Codec.ZSTD, clevel=5, filters=[filt], filters_meta=[0])

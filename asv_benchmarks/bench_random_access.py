@@ -41,6 +41,7 @@ from .bench_peers import (
     _need_zstd,
     _ZstdDictFrames,
     blosc2_array,
+    frame_reader,
     zstandard,
 )
 
@@ -159,25 +160,16 @@ class ZstdDictRows(_ZstdDictFrames):
 
     def setup(self, cache, rows):
         check_cache(cache)
-        self.buf, offsets = cache["frames"][MNIST_CLASS]
-        # the 4-byte-per-row offset table counted in the storage ratio (a list for fast indexing)
-        self.offsets = offsets.astype(np.uint32).tolist()
+        buf, offsets = cache["frames"][MNIST_CLASS]
         X = mnist_class(MNIST_CLASS)
         self.d = X.shape[1]
-        zdict = zstandard.ZstdCompressionDict(cache["dict"])
-        self.dctx = zstandard.ZstdDecompressor(dict_data=zdict)
+        self._read = frame_reader(cache["dict"], buf, offsets, self.d)
         self.idx = random_rows(len(X), rows)
         if not np.array_equal(self.read(), X[self.idx]):
             raise AssertionError("zstd-dict frames do not decode to the original rows")
 
     def read(self):
-        out = np.empty((len(self.idx), self.d), dtype=np.uint8)
-        view = memoryview(self.buf)
-        off = self.offsets
-        dec = self.dctx.decompress
-        for j, i in enumerate(self.idx.tolist()):
-            out[j] = np.frombuffer(dec(view[off[i]:off[i + 1]], max_output_size=self.d), dtype=np.uint8)
-        return out
+        return self._read(self.idx)
 
     def time_read_rows(self, cache, rows):
         self.read()
@@ -318,22 +310,10 @@ class Acceptance:
             X, r = self._entropy_reader(tmp)
             try:
                 zdict = train_mnist_dictionary(self.classes)
-                buf, offsets = compress_frames(frame_compressor(zdict, 19), X)
-                dctx = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(zdict.as_bytes()))
-                off = offsets.astype(np.uint32).tolist()
-                view = memoryview(buf)
+                read = frame_reader(zdict.as_bytes(), *compress_frames(frame_compressor(zdict, 19), X), X.shape[1])
                 idx = random_rows(len(X), 1)
-                d = X.shape[1]
-
-                def zstd_one():
-                    out = np.empty((1, d), dtype=np.uint8)
-                    for j, i in enumerate(idx.tolist()):
-                        out[j] = np.frombuffer(dctx.decompress(view[off[i]:off[i + 1]], max_output_size=d),
-                                               dtype=np.uint8)
-                    return out
-
-                assert np.array_equal(zstd_one(), r.read_rows(idx))
-                return best_seconds(lambda: r.read_rows(idx)) / best_seconds(zstd_one)
+                assert np.array_equal(read(idx), r.read_rows(idx))
+                return best_seconds(lambda: r.read_rows(idx)) / best_seconds(lambda: read(idx))
             finally:
                 r.close()
 
