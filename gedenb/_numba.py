@@ -32,9 +32,13 @@ from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 if "NUMBA_THREADING_LAYER" not in os.environ and importlib.util.find_spec("tbb") is not None:
     numba.config.THREADING_LAYER = "safe"
 
-__all__ = ["call_serial", "njit", "pnjit", "prange"]
+__all__ = ["PARALLEL_MIN_VALUES", "call_serial", "njit", "pnjit", "prange"]
 
 _CACHE = os.environ.get("GEDENB_NUMBA_CACHE", "0") == "1"
+
+#: Below this many values a batch is decoded on one thread (no pool start-up).  Each decoding module binds
+#: this name (tests patch it there).
+PARALLEL_MIN_VALUES = 1 << 16
 
 #: Options shared by every serial kernel.
 JIT_OPTIONS = dict(nogil=True, cache=_CACHE, fastmath=False, error_model="numpy")

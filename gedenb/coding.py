@@ -43,7 +43,7 @@ import numpy as np
 
 from . import bits as _bits
 from . import rans as _r
-from ._numba import call_serial
+from ._numba import PARALLEL_MIN_VALUES, call_serial
 from .encode import _storage_uint, output_views
 from .errors import FormatError
 from .layout import ceil_log2
@@ -1012,11 +1012,10 @@ def coded_from_file(model_payload, ridx: np.ndarray, stream: np.ndarray, codecs,
 _EMPTY = np.zeros(1, dtype=np.uint64)
 _EMPTY.setflags(write=False)
 _NO_FLOAT = np.empty((0, 0), dtype=np.float64)
-#: Below this many values a batch is decoded on one thread ...
-PARALLEL_MIN_VALUES = 1 << 16
-#: ... unless it has this many coded digits and rows for two tasks: a digit of the general decoder costs
-#: about as much as ten values of the raw-bit layout, so small table batches already gain from two threads
-#: (asv ``GedeReadRows``, ``california-entropy``; docs/BENCHMARKS.md).
+#: Batches below ``PARALLEL_MIN_VALUES`` values are decoded on one thread unless they have this many coded
+#: digits and rows for two tasks: a digit of the general decoder costs about as much as ten values of the
+#: raw-bit layout, so small table batches already gain from two threads (asv ``GedeReadRows``,
+#: ``california-entropy``; docs/BENCHMARKS.md).
 PARALLEL_MIN_DIGITS = 1 << 10
 
 
@@ -1035,7 +1034,7 @@ def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, c
         possible for files opened with ``verify=False`` or damaged data).
     """
     if coded.ip.size:
-        return _decode_image_rows(coded, ids, rows, dtype, codes_only, factor)
+        return _decode_image_rows(coded, ids, rows, dtype, codes_only)  # its codec factors are in coded.ip
     if codes_only:
         out = np.empty((rows.shape[0], coded.cp.shape[0]), dtype=np.uint64)
         bits, flt = out, _NO_FLOAT
@@ -1064,15 +1063,13 @@ def decode_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, c
     return out
 
 
-def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, codes_only: bool,
-                       factor) -> np.ndarray:
+def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, dtype, codes_only: bool) -> np.ndarray:
     """:func:`decode_rows` for stores with the image decoder (``coded.ip`` not empty).
 
     The kernel checks every index itself (``-n <= r < n``, negative ones
     counting from the end), so ``rows`` may be any 1-D int64 array: a bad
     index is reported like a corrupt row, and :meth:`gedenb.store.Reader.read_rows`
-    then names it with the error its full validation gives.  ``factor`` is
-    not used: the codecs' factors are in ``coded.ip``.
+    then names it with the error its full validation gives.
     """
     d = coded.cp.shape[0]
     if codes_only:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._numba import call_serial, njit, pnjit, prange
+from ._numba import PARALLEL_MIN_VALUES, call_serial, njit, pnjit, prange
 
 __all__ = [
     "BIN",
@@ -177,10 +177,6 @@ def _decode_codes_serial(codes, kind, offset, factor, sign, full, out_bits, out_
     # parallel=True all the same: the parfor pipeline makes this loop several times faster (_numba.call_serial)
     for i in range(codes.shape[0]):
         _decode_code_row(codes, i, kind, offset, factor, sign, full, out_bits, out_float)
-
-
-#: Below this many values :func:`decode_codes` runs on one thread.
-PARALLEL_MIN_VALUES = 1 << 16
 
 
 def output_views(out: np.ndarray):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._numba import call_serial, njit, pnjit, prange
+from ._numba import PARALLEL_MIN_VALUES, call_serial, njit, pnjit, prange
 from .bits import _emit, _flush, _get_bits
 from .encode import Codecs, _store_value, output_views
 from .errors import FormatError
@@ -269,8 +269,6 @@ def _decode_rows_serial(records, bases, rec_bits, id_bits, base_bits, n_bases, r
 _EMPTY_STREAM = np.zeros(1, dtype=np.uint64)
 _EMPTY_STREAM.setflags(write=False)
 
-#: Below this many values a batch is decoded on one thread (no pool start-up).
-PARALLEL_MIN_VALUES = 1 << 16
 
 
 def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: Codecs,

@@ -920,7 +920,8 @@ U = np.uint64
 # Batches are decoded two rows at a time, both states in registers, one event of each in turn
 # (:func:`_decode_image_pair`): a row's events form one serial chain (rANS state, table lookup, level, next
 # context), and two chains overlap in the processor (four gain nothing more: too few registers).  A single
-# row has its own kernel (:func:`_decode_image_one`), a few per cent faster than a pair with one row.  The event step is therefore written three times: Numba counts
+# row has its own kernel (:func:`_decode_image_one`), a few per cent faster than a pair with one row.  The
+# event step is therefore written three times (the row set-up once, :func:`_image_begin`): Numba counts
 # references around every call of a helper that takes arrays, which costs more than the step itself.  In a
 # pair a corrupt row never stops the loop early (bytes past the stream read as zeros, an overlong run is cut
 # to its stretch): it is caught by the final check, so the first bad row of a pair is the one reported.
