@@ -82,8 +82,13 @@ MAX_BASE_CODES = 1 << 24
 MODEL_HEADER_BYTES = 64
 #: Bytes per slot record of the table scheme.
 SLOT_RECORD_BYTES = 12
-#: Version of the MODL payload.
+#: Versions of the MODL payload: 1, rows of one rANS chain; 2, image rows of the zero-run schemes split
+#: in two chains at an image row stored after the header (see :func:`split_slot`).  gedenb writes 2 where a
+#: split applies and 1 elsewhere, and reads both.
 MODEL_VERSION = 1
+SPLIT_MODEL_VERSION = 2
+#: Bytes after the header of a version-2 model: ``u32 split, u32 0``.
+SPLIT_RECORD_BYTES = 8
 #: Average bytes a row's rANS stream costs beyond its symbols' information
 #: (the 4-byte flushed state minus the 23 bits it starts with, plus rounding).
 ROW_OVERHEAD_BYTES = 3.5
@@ -121,6 +126,13 @@ class EntropyModel(NamedTuple):
         Bits of frequency precision (every table sums to ``2**prec``):
         :data:`gedenb.rans.IMAGE_PREC` for the image schemes, whose decode
         tables must stay in cache, :data:`gedenb.rans.PREC` for tables.
+    split : int
+        First image row of a row's second rANS chain (zero-run schemes with
+        ``H >= 2``, MODL version 2: the row that best balances the two
+        chains' events, :func:`_balanced_split`), 0 for rows of one chain.
+        A single row decodes faster in two chains (the decoder interleaves
+        them); the lower chain's first image row takes the base's levels as
+        its upper neighbours.
     """
 
     scheme: int
@@ -140,6 +152,7 @@ class EntropyModel(NamedTuple):
     col_dmask: np.ndarray
     col_dshift: np.ndarray
     prec: int = _r.PREC
+    split: int = 0
 
     @property
     def n_slots(self) -> int:
@@ -177,10 +190,11 @@ class EntropyCoded(NamedTuple):
     factor : float64
         The codecs' fixed-point factors.
     ip : int64
-        Parameters of the image decoder (:func:`gedenb.rans._decode_image_pair`;
-        empty when it does not apply: see :func:`_image_params`), with ``meta``,
-        ``cp`` and ``factor`` inside; ``ip_codes`` the same with ``meta_codes``
-        and ``cp_codes``.
+        The image decoder's one parameter array (:func:`gedenb.rans._decode_image_two`;
+        empty when it does not apply: see :func:`_image_params`): its own
+        parameters, ``meta``, ``cp``, ``factor``, ``meta_codes``, ``cp_codes``,
+        the row index, base codes, ``base_nz``, ``base_lev`` and ``dtab`` (the
+        last three are then views of it).
     base_lev : (n_b, (H + 1) (W + 2)) uint8
         Levels of every base's codes on the padded image grid (image decoder only).
     base_nz : (n_b, H) uint64
@@ -208,7 +222,6 @@ class EntropyCoded(NamedTuple):
     base_lev: np.ndarray
     base_nz: np.ndarray
     ridx: np.ndarray
-    ip_codes: np.ndarray
 
     @property
     def nbytes(self) -> int:
@@ -563,14 +576,16 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
         sp = _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low,
                          np.zeros(S, dtype=bool), shape, True)
         base = codes & ~dmask[None, :]
-        ev_t, ev_s, ev_n, counts = _r._run_events(codes, base, sym, _fast_slots(sp, dshift), T - _r.RUN_CONTEXTS - 1,
-                                                  np.uint64(e1), np.uint64(e2), T if count else 0)
-        tidx = None if count else (ev_t, ev_s, ev_n)
+        split = _balanced_split(codes, shape, e1, slot_col)
+        ev_t, ev_s, ev_n, ev_b, counts = _r._run_events(codes, base, sym, _fast_slots(sp, dshift),
+                                                        T - _r.RUN_CONTEXTS - 1, np.uint64(e1), np.uint64(e2),
+                                                        T if count else 0, _split_slot(slot_col, shape, split))
+        tidx = None if count else (ev_t, ev_s, ev_n, ev_b)
         if not count:
             counts = _r._events_histogram(ev_t, ev_s, ev_n, T, _r.MAX_ALPHABET)
         freqs = _r._quantise(counts, prec)
         model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
-                             refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec)
+                             refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec, split)
         return model, sym, None if counts_only else tidx, counts
     if S and count:
         tidx, counts = None, _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
@@ -585,22 +600,68 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
     return model, sym, None if counts_only else tidx, counts
 
 
+#: Rows :func:`_balanced_split` looks at (evenly spaced).
+SPLIT_SAMPLE_ROWS = 4096
+
+
+def _balanced_split(codes: np.ndarray, shape, e1: int, slot_col: np.ndarray) -> int:
+    """The image row where a zero-run image row's second rANS chain starts: about as many events above
+    as from it on (0 if ``H < 2``).
+
+    A digit is one event where its context is not 0 (a neighbour's level is
+    not 0), and zero runs are few beside them, so the estimate counts, per
+    image row, the slots with a left, upper, upper-left or upper-right
+    neighbour at level > 0, over up to :data:`SPLIT_SAMPLE_ROWS` rows.
+    """
+    H, W, C = shape
+    if H < 2:
+        return 0
+    N = codes.shape[0]
+    pick = np.linspace(0, N - 1, min(N, SPLIT_SAMPLE_ROWS)).astype(np.int64) if N else np.zeros(0, np.int64)
+    nz = (codes[pick] >= np.uint64(e1)).reshape(-1, H, W, C)
+    busy = np.zeros_like(nz)
+    busy[:, :, 1:] |= nz[:, :, :-1]
+    busy[:, 1:, :] |= nz[:, :-1, :]
+    busy[:, 1:, 1:] |= nz[:, :-1, :-1]
+    busy[:, 1:, :-1] |= nz[:, :-1, 1:]
+    has = np.zeros(H * W * C, dtype=bool)
+    has[slot_col] = True
+    per_row = (busy.reshape(-1, H * W * C) & has).reshape(-1, H, W * C).sum(axis=(0, 2)) + has.reshape(H, -1).sum(1)
+    cum = np.cumsum(per_row)
+    above = cum[:-1]  # events of rows 0..y-1 for a split at y = 1..H-1
+    return int(np.argmin(np.abs(2 * above - cum[-1]))) + 1
+
+
+def _split_slot(slot_col: np.ndarray, shape, split: int) -> int:
+    """First slot of the second chain of rows split at image row ``split`` (-1: no split)."""
+    if not split:
+        return -1
+    H, W, C = shape
+    return int(np.count_nonzero(slot_col < split * W * C))
+
+
+def split_slot(model: EntropyModel) -> int:
+    """First slot of the second rANS chain of every row (MODL version 2), or -1 (rows of one chain)."""
+    return _split_slot(model.slot_col, model.image_shape, model.split)
+
+
 def estimate_bits(model: EntropyModel, counts: np.ndarray, n_rows: int) -> float:
     """Estimated bits of section MODL + RIDX + ROWS for ``n_rows`` rows with symbol ``counts``.
 
     Symbols cost their ideal rANS length under the quantised frequencies,
     uniform digits their bits; each row adds :data:`ROW_OVERHEAD_BYTES`
-    (flushed state, byte rounding); the index is estimated from the mean
-    row length; the model is counted exactly.
+    (flushed state, byte rounding) per rANS chain (two for split rows); the
+    index is estimated from the mean row length; the model is counted exactly.
     """
+    chains = 2 if model.split else 1
     code = float(_r._code_bits(counts, model.freqs, model.prec))
     carry = carried_slots(model)
     uni = (model.slot_table < 0) & ~carry
     code += float(n_rows) * float(model.slot_bits[uni].sum())
     # carried bits fill the initial state, whose 23 bits of L were wasted before
     carried = int(model.slot_bits[carry].sum())
-    row_bytes = (code + n_rows * max(0, carried - 23)) / 8 + ROW_OVERHEAD_BYTES * n_rows
-    row_bytes = max(row_bytes, float(_r.STATE_BYTES) * n_rows)  # no row is shorter than its flushed state
+    row_bytes = (code + n_rows * max(0, carried - 23)) / 8 + ROW_OVERHEAD_BYTES * chains * n_rows
+    row_bytes = max(row_bytes, float(_r.STATE_BYTES) * chains * n_rows)  # no row is shorter than its flushed states
     mean = row_bytes / max(n_rows, 1)
     off_bits = ceil_log2(int(mean * (BLOCK_ROWS - 1) * 1.25) + 1)
     nblocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -645,10 +706,12 @@ def model_to_bytes(model: EntropyModel, off_bits: int) -> bytes:
     head = np.zeros(1, dtype=[("version", "<u4"), ("scheme", "<u4"), ("prec", "<u4"), ("block_rows", "<u4"),
                               ("off_bits", "<u4"), ("n_slots", "<u4"), ("n_tables", "<u4"), ("H", "<u4"),
                               ("W", "<u4"), ("C", "<u4"), ("e1", "<u8"), ("e2", "<u8"), ("table_bits", "<u8")])
-    head[0] = (MODEL_VERSION, model.scheme, model.prec, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
+    head[0] = (SPLIT_MODEL_VERSION if model.split else MODEL_VERSION, model.scheme, model.prec, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
                model.e1, model.e2, nbits)
     assert head.nbytes == MODEL_HEADER_BYTES
     parts = [head.tobytes()]
+    if model.split:
+        parts.append(np.array([model.split, 0], dtype="<u4").tobytes())
     if model.scheme == SCHEME_TABLE:
         rec = np.zeros(model.n_slots, dtype=[("uniform", "u1"), ("nref", "u1"), ("shift0", "u1"), ("shift1", "u1"),
                                              ("ref0", "<u4"), ("ref1", "<u4")])
@@ -678,22 +741,33 @@ def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, 
     h = np.frombuffer(buf[:MODEL_HEADER_BYTES], dtype="<u4", count=10)
     e1, e2, nbits = (int(v) for v in np.frombuffer(buf[40:64], dtype="<u8"))
     version, scheme, prec, block_rows, off_bits, S_file, T_file, H, W, C = (int(v) for v in h)
-    if version != MODEL_VERSION:
-        raise FormatError(f"MODL: model version {version} is not supported (this gedenb reads {MODEL_VERSION})")
+    if version not in (MODEL_VERSION, SPLIT_MODEL_VERSION):
+        raise FormatError(f"MODL: model version {version} is not supported (this gedenb reads {MODEL_VERSION} and "
+                          f"{SPLIT_MODEL_VERSION})")
     if not _r.MIN_PREC <= prec <= _r.MAX_PREC or block_rows != BLOCK_ROWS or off_bits > 63 \
             or scheme not in (SCHEME_TABLE,) + IMAGE_SCHEMES:
         raise FormatError("MODL: precision, block size, offset width or scheme not supported")
+    if version == SPLIT_MODEL_VERSION and scheme not in RUN_SCHEMES:
+        raise FormatError("MODL: split rows (model version 2) need a zero-run scheme (4 or 5)")
     dmask, dshift, dw = _column_masks(widths, base_mask)
     slot_col, slot_bits, slot_low, slot_last, slot_tix = _slots(dw)
     S = slot_col.shape[0]
     if S_file != S:
         raise FormatError(f"MODL: {S_file} digit slots, the codecs and base mask give {S}")
     pos = MODEL_HEADER_BYTES
+    split = 0
     if scheme in IMAGE_SCHEMES:
         if H * W * C != d or min(H, W, C) < 1 or not 0 < e1 < e2:
             raise FormatError("MODL: image shape or level thresholds inconsistent with the table")
         if scheme in RUN_SCHEMES and not (S and (slot_last == 1).all()):
             raise FormatError("MODL: zero runs need one digit per column")
+        if version == SPLIT_MODEL_VERSION:
+            if len(buf) < pos + SPLIT_RECORD_BYTES:
+                raise FormatError("MODL: the split record runs past the section")
+            split, pad = (int(v) for v in np.frombuffer(buf, dtype="<u4", count=2, offset=pos))
+            if not 0 < split < H or pad:
+                raise FormatError(f"MODL: split row {split} is not in [1, {H - 1}] or its padding is not zero")
+            pos += SPLIT_RECORD_BYTES
         refs, shifts, nlev, slot_table, alphabet = _image_layout((H, W, C), scheme, slot_col, slot_bits, slot_low,
                                                                  slot_tix, d)
     else:
@@ -740,7 +814,7 @@ def model_from_bytes(payload, widths, base_mask, d: int) -> tuple[EntropyModel, 
         raise FormatError("MODL: malformed frequency tables")
     model = EntropyModel(int(scheme), (H, W, C) if scheme in IMAGE_SCHEMES else (0, 0, 0), e1, e2, slot_col,
                          slot_bits, slot_low, slot_last, slot_table, refs, shifts, nlev, alphabet, freqs, dmask,
-                         dshift, prec)
+                         dshift, prec, split)
     return _frozen_model(model), off_bits
 
 
@@ -760,7 +834,7 @@ def encode(model: EntropyModel, sym: np.ndarray, tidx: np.ndarray):
     starts = _starts(model.freqs)
     cap = _r.STATE_BYTES + 4 + (3 * S + 1) // 2 + 8
     if model.scheme in RUN_SCHEMES:  # tidx holds the rows' events (rans._run_events)
-        buf, lengths = _r._encode_events(*tidx, model.freqs, starts, 2 * cap, model.prec)
+        buf, lengths = _r._encode_events(*tidx, bool(model.split), model.freqs, starts, 2 * cap, model.prec)
         offsets = np.zeros(N + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
@@ -838,6 +912,7 @@ def build(model: EntropyModel, stream, ridx, off_bits: int, bases, layout, n_bas
         meta[_r.MT_PREC] = model.prec
         meta[_r.MT_LIMIT] = n_rows
         meta[_r.MT_RUN] = model.n_tables - _r.RUN_CONTEXTS - 1 if runs else -1
+        meta[_r.MT_SPLIT] = split_slot(model)
         # every column an integer codec: 1 (code + offset), 2 (the code itself: all offsets 0)
         if (np.asarray(kind) == 0).all():
             meta[_r.MT_INT] = 2 if (np.asarray(offset, dtype=np.uint64) == 0).all() else 1
@@ -849,12 +924,11 @@ def build(model: EntropyModel, stream, ridx, off_bits: int, bases, layout, n_bas
     factor = np.ascontiguousarray(codecs.factor, dtype=np.float64)
     fp = _fast_slots(sp, model.col_dshift) if fast else np.zeros((0, _r.FP_WIDTH), dtype=np.int32)
     ip, base_lev, base_nz = _image_params(model, base_codes, codecs.offset) if fast else (_NO_IP, _NO_LEV, _NO_NZ)
-    ip_codes = _NO_IP
     if ip.size:
-        ip_codes = _image_ip(ip, meta_codes, cp_codes, factor, nblocks)
-        ip = _image_ip(ip, meta, cp, factor, nblocks)
+        ip, base_lev, base_nz, dtab = _image_arena(ip, base_lev, base_nz, dtab, base_codes, ridx, nblocks,
+                                                   split_slot(model), (meta, cp, factor), (meta_codes, cp_codes))
     coded = EntropyCoded(model, stream, block_off, row_off, int(off_bits), dtab, base_codes, pre_cols, sp, cp, meta,
-                         cp_codes, meta_codes, factor, fp, ip, base_lev, base_nz, ridx, ip_codes)
+                         cp_codes, meta_codes, factor, fp, ip, base_lev, base_nz, ridx)
     for a in coded[1:]:
         if isinstance(a, np.ndarray) and a.flags.writeable:
             a.setflags(write=False)
@@ -867,7 +941,7 @@ _NO_NZ = np.zeros((0, 0), dtype=np.uint64)
 
 
 def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
-    """``(ip, base_lev, base_nz)`` of the image decoder (:func:`gedenb.rans._decode_image_pair`), or empty arrays.
+    """``(ip, base_lev, base_nz)`` of the image decoder (:func:`gedenb.rans._decode_image_two`), or empty arrays.
 
     It applies to models of :data:`gedenb.rans.IMAGE_PREC` bits (a compile-time
     constant of the decoder) of single-channel images at most
@@ -921,16 +995,43 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     return ip, base_lev, np.ascontiguousarray(base_nz, dtype=np.uint64)
 
 
-def _image_ip(ip: np.ndarray, meta: np.ndarray, cp: np.ndarray, factor: np.ndarray, n_blocks: int) -> np.ndarray:
-    """The image decoder's parameters: ``ip`` of :func:`_image_params` with the kernel scalars, packed codecs and
-    factors appended and located in its header (read-only)."""
-    out = np.concatenate([ip, meta, cp.ravel(), np.ascontiguousarray(factor, dtype=np.float64).view(np.int64)])
-    out[_r.IP_META] = ip.size
-    out[_r.IP_CP] = ip.size + meta.size
-    out[_r.IP_FACTOR] = ip.size + meta.size + cp.size
+def _image_arena(ip, base_lev, base_nz, dtab, base_codes, ridx, n_blocks: int, s_split: int, values, codes):
+    """The image decoder's one array: ``ip`` of :func:`_image_params` followed by the output parameters for
+    values (``meta``, ``cp``, ``factor``) and codes (``meta``, ``cp``), the row index, base codes, base level
+    masks, base level images and decode tables, all located in its header (read-only).  Returns it and its
+    views of ``base_lev``, ``base_nz`` and ``dtab``, which replace those arrays."""
+    meta, cp, factor = values
+    meta_c, cp_c = codes
+
+    def words(a):  # any array's bytes as int64 words (zero-padded)
+        b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        w = np.zeros((b.size + 7) // 8, dtype=np.int64)
+        w.view(np.uint8)[:b.size] = b
+        return w
+
+    parts = {"ip": ip, _r.IP_META: meta, _r.IP_CP: cp.ravel(), _r.IP_FACTOR: words(np.asarray(factor, np.float64)),
+             _r.IP_META_C: meta_c, _r.IP_CP_C: cp_c.ravel(), _r.IP_RIDX: words(np.asarray(ridx, np.uint64)),
+             _r.IP_BCODES: words(base_codes), _r.IP_BNZ: words(base_nz), _r.IP_BLEV: words(base_lev),
+             _r.IP_DTAB: words(dtab)}
+    out = np.concatenate(list(parts.values()))
+    pos = 0
+    for key, part in parts.items():
+        if key != "ip":
+            out[key] = pos
+        pos += part.size
     out[_r.IP_NBLOCKS] = n_blocks
+    out[_r.IP_NRIDX] = ridx.shape[0]
+    out[_r.IP_NDTAB] = dtab.shape[0]
+    out[_r.IP_SPLIT] = s_split
+    out[_r.IP_NB] = base_codes.shape[0]
     out.setflags(write=False)
-    return out
+    o = out[_r.IP_BLEV]
+    lev = out[o:].view(np.uint8)[:base_lev.size].reshape(base_lev.shape)
+    o = out[_r.IP_BNZ]
+    nz = out[o:o + base_nz.size].view(np.uint64).reshape(base_nz.shape)
+    o = out[_r.IP_DTAB]
+    tab = out[o:].view(np.uint32)[:dtab.shape[0]]
+    return out, lev, nz, tab
 
 
 def coding_summary(coded: EntropyCoded) -> str:
@@ -1074,15 +1175,14 @@ def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, d
     d = coded.cp.shape[0]
     if codes_only:
         out = np.empty((rows.shape[0], d), dtype=np.uint64)
-        bits, flt, ip = out, _NO_FLOAT, coded.ip_codes
+        bits, flt = out, _NO_FLOAT
     else:
         out = np.empty((rows.shape[0], d), dtype=dtype)
         dt = out.dtype
         bits = out if dt.kind == "u" else out.view(_storage_uint(dt))
         flt = out if dt.kind == "f" and dt.itemsize >= 4 else _NO_FLOAT
-        ip = coded.ip
-    args = (rows, coded.stream, coded.ridx, ids if ids.size else _EMPTY, coded.base_codes, coded.base_lev,
-            coded.base_nz, coded.dtab, ip, bits, flt)
+    args = (rows, coded.stream, ids if ids.size else _EMPTY, coded.ip, int(coded.meta[_r.MT_NROWS]), codes_only,
+            bits, flt)
     if rows.shape[0] * d >= PARALLEL_MIN_VALUES:
         bad = _r._decode_image_rows_parallel(*args)
     else:
@@ -1104,29 +1204,28 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
     """
     if not coded.ip.size:
         raise ValueError("the image decoder does not apply to this store")
-    ip = coded.ip
-    if n_public is not None:
-        n_rows = int(coded.meta[_r.MT_NROWS])
-        if not 0 <= n_public <= n_rows:
-            raise ValueError(f"n_public={n_public} is not in [0, {n_rows}]")
-        ip = ip.copy()
-        ip[ip[_r.IP_META] + _r.MT_LIMIT] = n_public
-        ip.setflags(write=False)
+    n_rows = int(coded.meta[_r.MT_NROWS])
+    limit = n_rows if n_public is None else int(n_public)
+    if not 0 <= limit <= n_rows:
+        raise ValueError(f"n_public={n_public} is not in [0, {n_rows}]")
     d = coded.cp.shape[0]
     dt = np.dtype(dtype)
     view = None if dt.kind == "u" else _storage_uint(dt)
     flt_is_out = dt.kind == "f" and dt.itemsize >= 4
-    stream, ridx, ids = coded.stream, coded.ridx, ids if ids.size else _EMPTY
-    base_codes, base_lev, base_nz, dtab = coded.base_codes, coded.base_lev, coded.base_nz, coded.dtab
+    stream, ids, ip = coded.stream, ids if ids.size else _EMPTY, coded.ip
     serial, parallel = _r._decode_image_rows_serial, _r._decode_image_rows_parallel
     few = -(-PARALLEL_MIN_VALUES // d)  # fewer rows than this: one thread
     no_float = _NO_FLOAT
+    empty = np.empty
 
     def read(rows: np.ndarray) -> np.ndarray:
-        out = np.empty((rows.shape[0], d), dtype=dt)
-        bad = (serial if rows.shape[0] < few else parallel)(
-            rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out if view is None else out.view(view),
-            out if flt_is_out else no_float)
+        out = empty((rows.shape[0], d), dtype=dt)
+        if view is None and not flt_is_out:  # unsigned integers: the common case, fewest steps
+            bad = (serial if rows.shape[0] < few else parallel)(rows, stream, ids, ip, limit, False, out, no_float)
+        else:
+            bad = (serial if rows.shape[0] < few else parallel)(
+                rows, stream, ids, ip, limit, False, out if view is None else out.view(view),
+                out if flt_is_out else no_float)
         if bad >= 0:
             raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or "
                               "base ID)")

@@ -18,7 +18,10 @@ Every row is one independent rANS stream: the encoder runs over the row's
 symbols backwards and writes bytes backwards, so the decoder reads the
 final state (4 bytes, most significant first) and then the bytes forwards.  Decoding
 a row ends in the state ``L`` exactly, having read exactly the row's bytes;
-anything else is a corrupt row.
+anything else is a corrupt row.  Image rows with zero runs are split in two
+such chains (MODL version 2): the second one's bytes are written forwards
+and end the row, so it is read backwards from the row's end, and the two
+chains must meet (:func:`_encode_events`, :func:`_decode_image_two`).
 
 The symbols of a row are the digits (at most 8 bits, most significant
 first) of every column's deviation value; each digit is coded with the
@@ -212,7 +215,7 @@ def _context_costs(sym, s, cands, alphabet, budget, prec):
 
 
 @pnjit
-def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables):
+def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables, s_split):
     """Symbols of image rows with zero runs (one digit per column), in decoding order.
 
     Where a digit's context is 0, the run symbol ``n`` (table ``run_table +
@@ -223,6 +226,12 @@ def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables):
     clear).  Returns per row the events' tables and symbols and their count,
     and the symbol counts per table; with ``n_tables > 0`` only the counts
     (the event arrays are empty).
+
+    With ``s_split >= 0`` every row is coded as two chains (split rows, MODL
+    version 2): slots ``s_split..S-1`` (the lower image rows) come first, as
+    the decoder has them when it decodes that chain first: the first of
+    those image rows sees the base levels of the row above it.  Their event
+    count is ``ev_b``; the events of slots ``0..s_split-1`` follow.
     """
     N, S = sym.shape
     d = codes.shape[1]
@@ -231,6 +240,7 @@ def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables):
     ev_t = np.empty((ne, 2 * S + 1), dtype=np.int32)
     ev_s = np.empty((ne, 2 * S + 1), dtype=np.uint8)
     ev_n = np.zeros(ne, dtype=np.int64)
+    ev_b = np.zeros(ne, dtype=np.int64)
     nch = _count_chunks(N, n_tables, count)
     part = np.zeros((nch if count else 0, max(n_tables, 0), MAX_ALPHABET), dtype=np.int64)
     for ch in prange(nch):
@@ -242,47 +252,55 @@ def _run_events(codes, base, sym, fp, run_table, e1, e2, n_tables):
                 cur[j] = c
                 lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
             k = 0
-            s = 0
-            while s < S:
-                ctx = 0
-                for q in range(4):
-                    ctx += fp[s, FP_MULT + q] * lev[fp[s, FP_REF + q]]
-                if ctx == 0:
-                    L = _flat_stretch(s, lev, fp, cur, e1)
-                    n = 0
-                    while n < L and sym[i, s + n] == 0:
-                        n += 1
-                    t = run_table + min(L, RUN_CONTEXTS - 1)
+            for half in range(2):
+                if half == 0:  # the second chain of split rows first, from the base levels above it
+                    s = s_split if s_split >= 0 else S
+                    s_end = S
+                else:
+                    if not count:
+                        ev_b[i] = k
+                    s = 0
+                    s_end = s_split if s_split >= 0 else S
+                while s < s_end:
+                    ctx = 0
+                    for q in range(4):
+                        ctx += fp[s, FP_MULT + q] * lev[fp[s, FP_REF + q]]
+                    if ctx == 0:
+                        L = _flat_stretch(s, lev, fp, cur, e1)
+                        n = 0
+                        while n < L and sym[i, s + n] == 0:
+                            n += 1
+                        t = run_table + min(L, RUN_CONTEXTS - 1)
+                        if count:
+                            part[ch, t, n] += 1
+                        else:
+                            ev_t[i, k] = t
+                            ev_s[i, k] = n
+                        k += 1
+                        for q in range(s, s + n):
+                            j = fp[q, 0]
+                            c = cur[j]
+                            lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+                        s += n
+                        if n == L:
+                            continue
+                        t = run_table + RUN_CONTEXTS
+                    else:
+                        t = fp[s, FP_TABLE] + ctx
                     if count:
-                        part[ch, t, n] += 1
+                        part[ch, t, sym[i, s]] += 1
                     else:
                         ev_t[i, k] = t
-                        ev_s[i, k] = n
+                        ev_s[i, k] = sym[i, s]
                     k += 1
-                    for q in range(s, s + n):
-                        j = fp[q, 0]
-                        c = cur[j]
-                        lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-                    s += n
-                    if n == L:
-                        continue
-                    t = run_table + RUN_CONTEXTS
-                else:
-                    t = fp[s, FP_TABLE] + ctx
-                if count:
-                    part[ch, t, sym[i, s]] += 1
-                else:
-                    ev_t[i, k] = t
-                    ev_s[i, k] = sym[i, s]
-                k += 1
-                j = fp[s, 0]
-                c = codes[i, j]
-                cur[j] = c
-                lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
-                s += 1
+                    j = fp[s, 0]
+                    c = codes[i, j]
+                    cur[j] = c
+                    lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
+                    s += 1
             if not count:
                 ev_n[i] = k
-    return ev_t, ev_s, ev_n, _sum_chunks(part, max(n_tables, 0))
+    return ev_t, ev_s, ev_n, ev_b, _sum_chunks(part, max(n_tables, 0))
 
 
 @njit
@@ -295,30 +313,58 @@ def _events_histogram(ev_t, ev_s, ev_n, n_tables, alphabet):
 
 
 @pnjit
-def _encode_events(ev_t, ev_s, ev_n, freqs, starts, cap, prec):
-    """rANS-encode every row's events (all modelled) into ``buf[i, :]`` (right-aligned); returns lengths."""
+def _encode_events(ev_t, ev_s, ev_n, ev_b, split, freqs, starts, cap, prec):
+    """rANS-encode every row's events (all modelled) into ``buf[i, :]`` (right-aligned); returns lengths.
+
+    With ``split`` (rows of two chains, :func:`_run_events`), the first
+    ``ev_b[i]`` events are the second chain: its bytes end the row in the
+    order the encoder emits them, its state last (least significant byte
+    first), so that the decoder reads that chain backwards from the row's
+    end; the first chain is coded as without a split, in front of it.
+    """
     N = ev_n.shape[0]
     buf = np.zeros((N, cap), dtype=np.uint8)
     lengths = np.zeros(N, dtype=np.int64)
     for i in prange(N):
-        x = np.uint64(RANS_L)
         p = cap
-        for k in range(ev_n[i] - 1, -1, -1):
-            a = np.int64(ev_s[i, k])
-            t = ev_t[i, k]
-            f = np.uint64(freqs[t, a])
-            st = np.uint64(starts[t, a])
-            x_max = np.uint64(((RANS_L >> prec) << 8)) * f
-            while x >= x_max:
-                p -= 1
-                buf[i, p] = np.uint8(x & np.uint64(255))
-                x >>= np.uint64(8)
-            x = ((x // f) << np.uint64(prec)) + (x % f) + st
+        nb = ev_b[i] if split else 0
+        if split:
+            tmp = np.empty(cap, dtype=np.uint8)
+            q = 0
+            x = np.uint64(RANS_L)
+            for k in range(nb - 1, -1, -1):
+                x, q = _encode_event(x, ev_t[i, k], ev_s[i, k], freqs, starts, prec, tmp, q, 1)
+            for b in range(STATE_BYTES):
+                tmp[q] = np.uint8((x >> np.uint64(8 * b)) & np.uint64(255))
+                q += 1
+            p = cap - q
+            buf[i, p:] = tmp[:q]
+        x = np.uint64(RANS_L)
+        for k in range(ev_n[i] - 1, nb - 1, -1):
+            x, p = _encode_event(x, ev_t[i, k], ev_s[i, k], freqs, starts, prec, buf[i], p, -1)
         for b in range(STATE_BYTES):
             p -= 1
             buf[i, p] = np.uint8((x >> np.uint64(8 * b)) & np.uint64(255))
         lengths[i] = cap - p
     return buf, lengths
+
+
+@njit(inline="always")
+def _encode_event(x, t, a, freqs, starts, prec, out, p, step):
+    """Encode symbol ``a`` of table ``t`` into state ``x``; renormalisation bytes go to ``out`` at ``p``
+    moving by ``step`` (-1: written backwards, as a forward reader wants them); ``(x, p)``."""
+    f = np.uint64(freqs[t, a])
+    st = np.uint64(starts[t, a])
+    x_max = np.uint64(((RANS_L >> prec) << 8)) * f
+    while x >= x_max:
+        if step < 0:
+            p -= 1
+            out[p] = np.uint8(x & np.uint64(255))
+        else:
+            out[p] = np.uint8(x & np.uint64(255))
+            p += 1
+        x >>= np.uint64(8)
+    return ((x // f) << np.uint64(prec)) + (x % f) + st, p
 
 
 # --------------------------------------------------------------------------
@@ -595,8 +641,8 @@ CP_DMASK, CP_DSHIFT, CP_KIND, CP_OFFSET = 0, 1, 2, 3
 #: Entries of ``meta`` (``MT_INT``, read by the image decoder only: 0 any codecs, 1 integer codecs only
 #: (value = code + offset), 2 integer codecs with zero offsets or codes asked for (value = code)).
 (MT_NROWS, MT_OFFBITS, MT_IDBITS, MT_NBASES, MT_IMAGE, MT_E1, MT_E2, MT_SIGN, MT_FULL, MT_FAST,
- MT_BLOCK, MT_RUN, MT_INT, MT_PREC, MT_LIMIT) = range(15)
-MT_SIZE = 15
+ MT_BLOCK, MT_RUN, MT_INT, MT_PREC, MT_LIMIT, MT_SPLIT) = range(16)
+MT_SIZE = 16
 #: Columns of the compact per-slot parameters ``fp`` (int32) of the image fast path.
 FP_COL, FP_TABLE, FP_REF, FP_MULT, FP_WPREV, FP_ROWEND, FP_BITS, FP_DSHIFT, FP_WSLOT = 0, 1, 2, 6, 10, 11, 12, 13, 14
 FP_WIDTH = 16
@@ -664,8 +710,72 @@ def _renorm(x, stream, p, n):
 
 
 @njit
-def _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e2, run_table, fp, lv, prec):
-    """Decode one row's digits into ``codes`` (base parts already there); False if corrupt."""
+def _fast_chain(s, s_end, x, p, lim, step, stream, codes, fp, cp, dtab, e1, e2, run_table, lv, msz, psh, mask):
+    """Digits ``s..s_end-1`` of an image row with one digit per column (the ``fast`` path of
+    :func:`_decode_row`), rANS state ``x``, reading bytes at ``p`` forwards (``step`` 1, bytes below ``lim``)
+    or backwards (-1, bytes from ``lim`` on); ``(ok, x, p)``."""
+    S = fp.shape[0]
+    lo = np.uint64(RANS_L)
+    n = stream.shape[0]
+    while s < s_end:
+        slot = x & mask
+        rest = fp[s, 7] * lv[fp[s, 3]] + fp[s, 8] * lv[fp[s, 4]] + fp[s, 9] * lv[fp[s, 5]]
+        ctx = fp[s, 6] * lv[fp[s, 2]] + rest
+        t = np.int64(fp[s, FP_TABLE] + ctx)
+        for part in range(2):  # a run of zero digits and the digit that ends it, or one digit
+            if part == 0 and not (run_table >= 0 and ctx == 0):
+                continue
+            if part == 0:  # a run of zero digits (see _run_events)
+                L = _flat_stretch(s, lv, fp, codes, e1)
+                e = np.uint64(dtab[(run_table + min(L, RUN_CONTEXTS - 1)) * msz + np.int64(slot)])
+            else:
+                e = np.uint64(dtab[t * msz + np.int64(slot)])
+            x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
+            if step > 0:
+                x, p = _renorm(x, stream, p, n)
+                if p < 0 or p > lim:
+                    return False, x, p
+            else:
+                while x < lo:
+                    if p <= lim:
+                        return False, x, p
+                    p -= 1
+                    x = (x << np.uint64(8)) | np.uint64(stream[p])
+            a = e & np.uint64(255)
+            if part == 0:
+                if np.int64(a) > L:
+                    return False, x, p
+                for q in range(s, s + np.int64(a)):
+                    j = fp[q, 0]
+                    c = codes[j]
+                    lv[S + j] = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+                s += np.int64(a)
+                if np.int64(a) == L:
+                    break
+                t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
+                slot = x & mask
+                continue
+            j = fp[s, 0]
+            a &= np.uint64((1 << fp[s, FP_BITS]) - 1)
+            sh = fp[s, FP_DSHIFT]
+            if sh >= 0:
+                c = codes[j] | (a << np.uint64(sh))
+            else:
+                c = codes[j] | _pdep(a, np.uint64(cp[j, 0]), -1)
+            codes[j] = c
+            lv[S + j] = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+            s += 1
+    return True, x, p
+
+
+@njit
+def _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e2, run_table, fp, lv, prec, s_split):
+    """Decode one row's digits into ``codes`` (base parts already there); False if corrupt.
+
+    ``s_split >= 0`` (split rows, one digit per column only): slots ``s_split..S-1`` are a second rANS
+    chain, read backwards from the row's end, decoded first (their first image row sees the base levels
+    of the row above, as the encoder had them).
+    """
     if start < 0 or end > stream.shape[0] or end - start < STATE_BYTES:
         return False
     S = sp.shape[0]
@@ -681,59 +791,27 @@ def _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e
     mask = np.uint64(msz - 1)
     lo = np.uint64(RANS_L)
     if fast:  # images, one digit per column
-        # The left neighbour's level stays in a register (it is usually the
-        # digit just decoded), and renormalisation reads the (at most two)
-        # bytes it needs without branching; both shorten the serial chain
-        # from one symbol to the next.  Reads stay inside ``stream``; reading
-        # past the row's end only happens in a corrupt row, caught at the end.
-        n = stream.shape[0]
-        lw = np.int32(0)
-        s = 0
-        while s < S:
-            slot = x & mask
-            rest = fp[s, 7] * lv[fp[s, 3]] + fp[s, 8] * lv[fp[s, 4]] + fp[s, 9] * lv[fp[s, 5]]
-            if not fp[s, FP_WPREV]:
-                lw = lv[fp[s, 2]]
-            ctx = fp[s, 6] * lw + rest
-            t = np.int64(fp[s, FP_TABLE] + ctx)
-            if run_table >= 0 and ctx == 0:  # a run of zero digits (see _run_events)
-                L = _flat_stretch(s, lv, fp, codes, e1)
-                e = np.uint64(dtab[(run_table + min(L, RUN_CONTEXTS - 1)) * msz + np.int64(slot)])
-                x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
-                x, p = _renorm(x, stream, p, n)
-                if p < 0:
-                    return False
-                r = np.int64(e & np.uint64(255))
-                if r > L:
-                    return False
-                for q in range(s, s + r):
-                    j = fp[q, 0]
-                    c = codes[j]
-                    lw = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-                    lv[S + j] = lw
-                s += r
-                if r == L:
-                    continue
-                t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-                slot = x & mask
-            e = np.uint64(dtab[t * msz + np.int64(slot)])
-            a = e & np.uint64(255)
-            x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
-            x, p = _renorm(x, stream, p, n)
-            if p < 0:
+        a_end = end
+        s_stop = S
+        if s_split >= 0:
+            if end - start < 2 * STATE_BYTES:
                 return False
-            j = fp[s, 0]
-            a &= np.uint64((1 << fp[s, FP_BITS]) - 1)
-            sh = fp[s, FP_DSHIFT]
-            if sh >= 0:
-                c = codes[j] | (a << np.uint64(sh))
-            else:
-                c = codes[j] | _pdep(a, np.uint64(cp[j, 0]), -1)
-            codes[j] = c
-            lw = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-            lv[S + j] = lw
-            s += 1
-        return x == lo and p == end
+            xb = np.uint64(0)
+            for b in range(STATE_BYTES):
+                xb = (xb << np.uint64(8)) | np.uint64(stream[end - 1 - b])
+            if xb < lo or xb >= np.uint64(RANS_L << 8):
+                return False
+            for j in range(codes.shape[0]):  # every column at its base level (the rows above the chain)
+                c = codes[j]
+                lv[S + j] = np.int32((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+            ok, xb, a_end = _fast_chain(s_split, S, xb, end - STATE_BYTES, p, -1, stream, codes, fp, cp, dtab, e1,
+                                        e2, run_table, lv, msz, psh, mask)
+            if not ok or xb != lo:
+                return False
+            s_stop = s_split
+        ok, x, p = _fast_chain(0, s_stop, x, p, a_end, 1, stream, codes, fp, cp, dtab, e1, e2, run_table, lv, msz,
+                               psh, mask)
+        return ok and x == lo and p == a_end
     ncarry = 0
     for s in range(S):
         b = sp[s, 1]
@@ -811,7 +889,7 @@ def _decode_one(r, k, stream, block_off, row_off, ids, base_codes, pre_cols, sp,
                 lev[S + j] = (1 if c >= e1 else 0) + (1 if c >= e2 else 0)
     start, end = _row_span(r, block_off, row_off, meta[MT_OFFBITS], meta[MT_BLOCK], n_rows, stream.shape[0])
     if not _decode_row(stream, start, end, codes, lev, sp, cp, dtab, image, fast, e1, e2, meta[MT_RUN], fp, lv,
-                       meta[MT_PREC]):
+                       meta[MT_PREC], meta[MT_SPLIT]):
         return False
     sign = np.uint64(meta[MT_SIGN])
     full = np.uint64(meta[MT_FULL])
@@ -885,17 +963,21 @@ def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
 # --------------------------------------------------------------------------
 # decoding image rows: one digit per column, one channel
 # --------------------------------------------------------------------------
-#: Entries of the header of ``ip``, the image decoder's parameters (int64; one array holds everything but the
-#: stream, index, base IDs, per-base arrays and lookup tables, so that a call passes few arrays: Numba's
-#: dispatch costs ~50 ns per array argument): padded row width ``PW = W + 2``, context multipliers of the
-#: left, upper, upper-left and upper-right neighbours, slots, columns, length of the padded level image,
-#: first table of every slot, offsets of the slot words and of the per-image-row masks of columns with a
-#: slot, image height and width, offsets of the columns' codec offsets (uint64 bits), of the kernel scalars
-#: ``meta`` (``MT_*``), of the packed codecs ``cp`` (``d x 4``) and of the codecs' factors (float64 bits),
-#: and the number of row blocks of the row index.
+#: Entries of the header of ``ip``, the image decoder's one parameter array (int64; it holds everything but
+#: the stream, the base IDs and the output, so that a call passes few arrays: Numba's dispatch costs
+#: ~35-50 ns per array argument): padded row width ``PW = W + 2``, context multipliers of the left, upper,
+#: upper-left and upper-right neighbours, slots, columns, length of the padded level image, first table of
+#: every slot, offsets of the slot words and of the per-image-row masks of columns with a slot, image
+#: height and width, offset of the columns' codec offsets (uint64 bits), of the kernel scalars ``meta``
+#: (``MT_*``), of the packed codecs ``cp`` (``d x 4``) and of the codecs' factors (float64 bits), the number
+#: of row blocks of the row index, offsets of ``meta`` and ``cp`` for code output, offset and length of the
+#: row index (section RIDX), offsets of the base codes (``n_b x d`` uint64), of the bases' non-zero level
+#: masks (``n_b x H`` uint64), of their padded level images (``n_b x NBUF`` uint8) and of the decode tables
+#: (uint32), the first slot of the second chain of split rows (-1: rows are one chain) and ``n_b``.
 (IP_PW, IP_MW, IP_MN, IP_MNW, IP_MNE, IP_S, IP_D, IP_NBUF, IP_TABLE, IP_SLOTS, IP_SMASK, IP_H, IP_W, IP_OFF,
- IP_META, IP_CP, IP_FACTOR, IP_NBLOCKS) = range(18)
-IP_HEAD = 24
+ IP_META, IP_CP, IP_FACTOR, IP_NBLOCKS, IP_META_C, IP_CP_C, IP_RIDX, IP_NRIDX, IP_BCODES, IP_BNZ, IP_BLEV,
+ IP_DTAB, IP_NDTAB, IP_SPLIT, IP_NB) = range(29)
+IP_HEAD = 32
 #: A slot is one int64 word of ``ip`` (one load per event): padded position (bits 0-15), column (16-31),
 #: shift of the digit in the code plus one (32-39; 0: spread over a non-contiguous mask), digit bits (40-47),
 #: image row (48-55) and column (56-63).
@@ -917,149 +999,55 @@ U = np.uint64
 # the stretch if an upper neighbour's level (previous row, decoded) or its left neighbour's base level is
 # not 0; the stretch is the number of slots from ``x`` up to the first such slot or the end of the row.
 #
-# Batches are decoded two rows at a time, both states in registers, one event of each in turn
-# (:func:`_decode_image_pair`): a row's events form one serial chain (rANS state, table lookup, level, next
-# context), and two chains overlap in the processor (four gain nothing more: too few registers).  A single
-# row has its own kernel (:func:`_decode_image_one`), a few per cent faster than a pair with one row.  The
-# event step is therefore written three times (the row set-up once, :func:`_image_begin`): Numba counts
-# references around every call of a helper that takes arrays, which costs more than the step itself.  In a
-# pair a corrupt row never stops the loop early (bytes past the stream read as zeros, an overlong run is cut
-# to its stretch): it is caught by the final check, so the first bad row of a pair is the one reported.
+# Two rANS chains are decoded at a time, both states in registers, one event of each in turn
+# (:func:`_decode_image_two`): a chain's events are serial (rANS state, table lookup, level, next context),
+# and two chains overlap in the processor (four gain nothing more: too few registers).  A split row
+# (MODL version 2) is two chains by itself: its upper image rows read forwards from the row's start, its
+# lower ones (from image row ``H // 2``, slot ``ip[IP_SPLIT]``) backwards from its end, with their own level
+# image and masks (starting from the base's, which the first lower row sees above it) and the same column
+# codes; the chains meet where the row's bytes are used up.  Rows of one chain are decoded two rows at a
+# time.  The event step is written twice (chain A, chain B: Numba counts references around every call of a
+# helper that takes arrays, which costs more than the step itself).  A corrupt chain never stops the loop
+# early (bytes outside the stream read as zeros, an overlong run is cut to its stretch): it is caught by
+# the final check, so the first bad row of a pair is the one reported.
 
 
 @njit
-def _decode_image_one(r, k, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits, out_float,
-                      codes, buf, nzr):
-    """Row ``r`` of an image store into ``out[k]`` (see :func:`gedenb.coding._image_params` for the stores
-    this decoder applies to); False if out of range or corrupt.  Negative ``r`` counts from the end
-    (``-lim <= r < 0``, ``lim = meta[MT_LIMIT]``).  Decodes the same events as :func:`_decode_row`
-    (with :func:`_flat_stretch`)."""
-    bid, p, end, x = _image_begin(r, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes, buf, nzr)
-    if bid < 0:
-        return False
-    mo = ip[IP_META]
-    n = stream.shape[0]
-    msz = IMAGE_M  # a constant: this decoder only serves models of IMAGE_PREC bits
-    psh = np.uint64(IMAGE_PREC)
-    mask = np.uint64(msz - 1)
-    lo = np.uint64(RANS_L)
-    lo2 = np.uint64(RANS_L >> 8)
-    e1 = np.uint64(ip[mo + MT_E1])
-    e2 = np.uint64(ip[mo + MT_E2])
-    run_table = ip[mo + MT_RUN]
-    co = ip[IP_CP]
-    pw = ip[IP_PW]
-    mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
-    S = ip[IP_S]
-    t0 = ip[IP_TABLE]
-    o = ip[IP_SLOTS]
-    smo = ip[IP_SMASK]
-    wd = ip[IP_W]
-    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
-    zero = np.uint64(0)
-    fw, fn = (ones if mw else zero), (ones if mn else zero)
-    fnw, fne = (ones if mnw else zero), (ones if mne else zero)
-    lv = np.int64(0)
-    lp = np.int64(-2)
-    s = 0
-    while s < S:
-        sw = ip[U(o + s)]
-        pi = sw & 0xFFFF
-        lw = lv if pi - 1 == lp else np.int64(buf[U(pi - 1)])  # the digit just decoded: still in a register
-        ctx = (mw * lw + mn * buf[U(pi - pw)] + mnw * buf[U(pi - pw - 1)] + mne * buf[U(pi - pw + 1)])
-        t = t0 + ctx
-        slot = x & mask
-        if run_table >= 0 and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
-            y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
-            xx = (sw >> SW_X) & 0xFF
-            nzp = nzr[U(y - 1)] if y > 0 else np.uint64(0)
-            sm = np.uint64(ip[U(smo + y)])
-            bad = (((nzp & fn) | ((nzp << np.uint64(1)) & fnw) | ((nzp >> np.uint64(1)) & fne)
-                    | ((base_nz[bid, U(y)] << np.uint64(1)) & fw)) & sm) | (np.uint64(1) << np.uint64(wd))
-            above = bad & ~((np.uint64(2) << np.uint64(xx)) - np.uint64(1))
-            fb = _popcount((above & (~above + np.uint64(1))) - np.uint64(1))
-            L = np.int64(_popcount(sm & ((np.uint64(1) << fb) - (np.uint64(1) << np.uint64(xx)))))
-            e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
-            x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
-            if p + 2 <= n:
-                kk = np.int64(x < lo) + np.int64(x < lo2)
-                w = (np.uint64(stream[U(p)]) << np.uint64(8)) | np.uint64(stream[U(p + 1)])
-                x = (x << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-                p += kk
-            else:
-                while x < lo:
-                    if p >= n:
-                        return False
-                    x = (x << np.uint64(8)) | np.uint64(stream[p])
-                    p += 1
-            rl = np.int64(e & np.uint64(255))
-            if rl > L:
-                return False
-            s += rl
-            if rl == L:
-                continue
-            t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-            sw = ip[U(o + s)]
-            pi = sw & 0xFFFF
-            slot = x & mask
-        e = np.uint64(dtab[U(t * msz) + slot])
-        x = ((e >> np.uint64(20)) + np.uint64(1)) * (x >> psh) + ((e >> np.uint64(8)) & mask)
-        if p + 2 <= n:
-            kk = np.int64(x < lo) + np.int64(x < lo2)
-            w = (np.uint64(stream[U(p)]) << np.uint64(8)) | np.uint64(stream[U(p + 1)])
-            x = (x << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-            p += kk
-        else:
-            while x < lo:
-                if p >= n:
-                    return False
-                x = (x << np.uint64(8)) | np.uint64(stream[p])
-                p += 1
-        a = e & ((np.uint64(1) << np.uint64((sw >> SW_BITS) & 0xFF)) - np.uint64(1))
-        j = (sw >> SW_COL) & 0xFFFF
-        sh = ((sw >> SW_SHIFT) & 0xFF) - 1
-        if sh >= 0:
-            c = codes[U(j)] | (a << np.uint64(sh))
-        else:
-            c = codes[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
-        codes[U(j)] = c
-        lv = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-        lp = pi
-        buf[U(pi)] = np.uint8(lv)
-        nzr[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
-        s += 1
-    if x != np.uint64(RANS_L) or p != end:
-        return False
-    _image_output(k, codes, ip, out_bits, out_float)
-    return True
+def _image_views(ip):
+    """The row index, base codes, base level masks, base level images and decode tables inside ``ip``."""
+    nb, d, h, nbuf = ip[IP_NB], ip[IP_D], ip[IP_H], ip[IP_NBUF]
+    ridx = ip[ip[IP_RIDX]:ip[IP_RIDX] + ip[IP_NRIDX]].view(np.uint64)
+    bc = ip[ip[IP_BCODES]:ip[IP_BCODES] + nb * d].view(np.uint64)
+    bnz = ip[ip[IP_BNZ]:ip[IP_BNZ] + nb * h].view(np.uint64)
+    blev = ip[ip[IP_BLEV]:ip[IP_BLEV] + (nb * nbuf + 7) // 8].view(np.uint8)
+    dtab = ip[ip[IP_DTAB]:ip[IP_DTAB] + (ip[IP_NDTAB] + 1) // 2].view(np.uint32)
+    return ridx, bc, bnz, blev, dtab
 
 
 @njit
-def _image_begin(r, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes, buf, nzr):
-    """Start row ``r``: base codes and levels into the scratch arrays; ``(bid, p, end, x)``, ``bid = -1`` if bad.
-
-    Negative ``r`` counts from the end (``-lim <= r < 0``, ``lim = meta[MT_LIMIT]``: all rows, or the ``n``
-    original rows of a Reader).
-    """
+def _image_begin(r, limit, stream, ids, ip, ridx, bc, bnz, blev, codes, buf, nzr):
+    """Start row ``r``: base codes and levels into the scratch arrays; ``(bid, start, end, x)``, ``bid = -1``
+    if bad (``x`` the state read from the row's start).  Negative ``r`` counts from the end
+    (``-limit <= r < 0``: all rows, or the ``n`` original rows of a Reader)."""
     mo = ip[IP_META]
     n_rows = ip[mo + MT_NROWS]
-    lim = ip[mo + MT_LIMIT]
     if r < 0:
-        r += lim
-    if r < 0 or r >= lim:
+        r += limit
+    if r < 0 or r >= limit or r >= n_rows:
         return -1, 0, 0, np.uint64(0)
     id_bits = ip[mo + MT_IDBITS]
     bid = np.int64(0)
     if id_bits > 0:
         bid = np.int64(_get_bits(ids, r * id_bits, id_bits))
-    if bid >= ip[mo + MT_NBASES]:
+    if bid >= ip[IP_NB]:
         return -1, 0, 0, np.uint64(0)
-    for j in range(U(codes.shape[0])):
-        codes[j] = base_codes[bid, j]
-    for q in range(U(base_lev.shape[1])):
-        buf[q] = base_lev[bid, q]
-    for q in range(U(nzr.shape[0])):
-        nzr[q] = base_nz[bid, q]
+    d, h, nbuf = ip[IP_D], ip[IP_H], ip[IP_NBUF]
+    for j in range(U(d)):
+        codes[j] = bc[U(bid * d) + j]
+    for q in range(U(nbuf)):
+        buf[q] = blev[U(bid * nbuf) + q]
+    for q in range(U(h)):
+        nzr[q] = bnz[U(bid * h) + q]
     nb = ip[IP_NBLOCKS]
     start, end = _row_span(r, ridx[:nb + 1], ridx[nb + 1:], ip[mo + MT_OFFBITS], ip[mo + MT_BLOCK], n_rows,
                            stream.shape[0])
@@ -1070,203 +1058,249 @@ def _image_begin(r, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codes,
         x = (x << np.uint64(8)) | np.uint64(stream[start + b])
     if x < np.uint64(RANS_L) or x >= np.uint64(RANS_L << 8):
         return -1, 0, 0, np.uint64(0)
-    return bid, start + STATE_BYTES, end, x
+    return bid, start, end, x
+
+
+def _make_image_two(SPLIT):
+    """:func:`_decode_image_two` for split rows (``SPLIT``) or rows of one chain: chain B's direction is then
+    a compile-time constant (~10% faster than a run-time one)."""
+
+    @njit
+    def _decode_image_two(rA, kA, rB, kB, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev, dtab, out_bits,
+                          out_float, codesA, bufA, nzrA, codesB, bufB, nzrB):
+        """Two rANS chains at a time (see :func:`gedenb.coding._image_params` for the stores this decoder applies
+        to; ``mo``, ``co``: offsets in ``ip`` of the output's ``meta`` and ``cp``).
+
+        Split rows (``ip[IP_SPLIT] >= 0``): row ``rA`` into ``out[kA]``, its two chains (``rB``, ``kB`` unused).
+        Otherwise row ``rA`` into ``out[kA]`` and, if ``kB >= 0``, row ``rB`` into ``out[kB]``.  Returns -1, or
+        0 (1) if row A (B) is out of range or corrupt, A first.  Decodes the same events as :func:`_decode_row`.
+        """
+        bidA, startA, endA, xA = _image_begin(rA, limit, stream, ids, ip, ridx, bc, bnz, blev, codesA, bufA, nzrA)
+        if bidA < 0:
+            return 0
+        S = ip[IP_S]
+        ss = ip[IP_SPLIT]
+        n = stream.shape[0]
+        zero = np.uint64(0)
+        pA = startA + STATE_BYTES
+        sA, eA = 0, S  # chain A: slots sA..eA-1, bytes read forwards from pA
+        sB, eB = S, S  # chain B: slots sB..eB-1, bytes read at pB (backwards for split rows)
+        bidB, pB, endB, xB = bidA, 0, 0, np.uint64(RANS_L)
+        badB = False
+        if SPLIT:  # one row: its lower image rows are chain B, read backwards from the row's end
+            if endA - startA < 2 * STATE_BYTES:
+                return 0
+            eA, sB = ss, ss
+            codesB = codesA
+            h, nbuf = ip[IP_H], ip[IP_NBUF]
+            for q in range(U(nbuf)):
+                bufB[q] = blev[U(bidA * nbuf) + q]
+            for q in range(U(h)):
+                nzrB[q] = bnz[U(bidA * h) + q]
+            xB = zero
+            for b in range(STATE_BYTES):
+                xB = (xB << np.uint64(8)) | np.uint64(stream[endA - 1 - b])
+            if xB < np.uint64(RANS_L) or xB >= np.uint64(RANS_L << 8):
+                return 0
+            pB = endA - STATE_BYTES
+        elif kB >= 0:
+            bidB, startB, endB, xB = _image_begin(rB, limit, stream, ids, ip, ridx, bc, bnz, blev, codesB, bufB, nzrB)
+            if bidB < 0:
+                badB = True
+            else:
+                sB = 0
+                pB = startB + STATE_BYTES
+        msz = IMAGE_M  # a constant: this decoder only serves models of IMAGE_PREC bits
+        psh = np.uint64(IMAGE_PREC)
+        mask = np.uint64(msz - 1)
+        lo = np.uint64(RANS_L)
+        lo2 = np.uint64(RANS_L >> 8)
+        meta = ip[IP_META]
+        e1 = np.uint64(ip[meta + MT_E1])
+        e2 = np.uint64(ip[meta + MT_E2])
+        run_table = ip[meta + MT_RUN]
+        runs = run_table >= 0
+        h = ip[IP_H]
+        pw = ip[IP_PW]
+        mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
+        t0 = ip[IP_TABLE]
+        o = ip[IP_SLOTS]
+        smo = ip[IP_SMASK]
+        one = np.uint64(1)
+        two = np.uint64(2)
+        ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+        fw, fn = (ones if mw else zero), (ones if mn else zero)
+        fnw, fne = (ones if mnw else zero), (ones if mne else zero)
+        edge = one << np.uint64(ip[IP_W])
+        lvA, lpA, lvB, lpB = np.int64(0), np.int64(-2), np.int64(0), np.int64(-2)
+        badA = False
+        hasB = sB < eB
+        while sA < eA or (hasB and sB < eB):
+            if sA < eA:  # one event of chain A
+                sw = ip[U(o + sA)]
+                pi = sw & 0xFFFF
+                lw = lvA if pi - 1 == lpA else np.int64(bufA[U(pi - 1)])  # the digit just decoded: in a register
+                ctx = mw * lw + mn * bufA[U(pi - pw)] + mnw * bufA[U(pi - pw - 1)] + mne * bufA[U(pi - pw + 1)]
+                t = t0 + ctx
+                slot = xA & mask
+                digit = True
+                if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
+                    y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
+                    xx = np.uint64((sw >> SW_X) & 0xFF)
+                    nzp = nzrA[U(y - 1)] if y > 0 else zero
+                    sm = np.uint64(ip[U(smo + y)])
+                    above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
+                               | ((bnz[U(bidA * h + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
+                    fb = _popcount((above & (~above + one)) - one)
+                    L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
+                    e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
+                    xA = ((e >> np.uint64(20)) + one) * (xA >> psh) + ((e >> np.uint64(8)) & mask)
+                    if pA + 2 <= n:  # the (at most two) bytes a state below L needs, without branching
+                        kk = np.int64(xA < lo) + np.int64(xA < lo2)
+                        w = (np.uint64(stream[U(pA)]) << np.uint64(8)) | np.uint64(stream[U(pA + 1)])
+                        xA = (xA << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
+                        pA += kk
+                    else:  # past the stream's end only in a corrupt row: zeros, caught by the final check
+                        while xA < lo:
+                            xA = (xA << np.uint64(8)) | (np.uint64(stream[pA]) if pA < n else zero)
+                            pA += 1
+                    rl = np.int64(e & np.uint64(255))
+                    if rl > L:
+                        badA = True
+                        rl = L
+                    sA += rl
+                    if rl == L:
+                        digit = False
+                    else:
+                        t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
+                        sw = ip[U(o + sA)]
+                        pi = sw & 0xFFFF
+                        slot = xA & mask
+                if digit:
+                    e = np.uint64(dtab[U(t * msz) + slot])
+                    xA = ((e >> np.uint64(20)) + one) * (xA >> psh) + ((e >> np.uint64(8)) & mask)
+                    if pA + 2 <= n:
+                        kk = np.int64(xA < lo) + np.int64(xA < lo2)
+                        w = (np.uint64(stream[U(pA)]) << np.uint64(8)) | np.uint64(stream[U(pA + 1)])
+                        xA = (xA << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
+                        pA += kk
+                    else:
+                        while xA < lo:
+                            xA = (xA << np.uint64(8)) | (np.uint64(stream[pA]) if pA < n else zero)
+                            pA += 1
+                    a = e & ((one << np.uint64((sw >> SW_BITS) & 0xFF)) - one)
+                    j = (sw >> SW_COL) & 0xFFFF
+                    sh = ((sw >> SW_SHIFT) & 0xFF) - 1
+                    if sh >= 0:
+                        c = codesA[U(j)] | (a << np.uint64(sh))
+                    else:
+                        c = codesA[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
+                    codesA[U(j)] = c
+                    lvA = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+                    lpA = pi
+                    bufA[U(pi)] = np.uint8(lvA)
+                    nzrA[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
+                    sA += 1
+            if hasB and sB < eB:  # one event of chain B (testing `hasB` lets the compiler make an A-only loop)
+                sw = ip[U(o + sB)]
+                pi = sw & 0xFFFF
+                lw = lvB if pi - 1 == lpB else np.int64(bufB[U(pi - 1)])  # the digit just decoded: in a register
+                ctx = mw * lw + mn * bufB[U(pi - pw)] + mnw * bufB[U(pi - pw - 1)] + mne * bufB[U(pi - pw + 1)]
+                t = t0 + ctx
+                slot = xB & mask
+                digit = True
+                if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
+                    y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
+                    xx = np.uint64((sw >> SW_X) & 0xFF)
+                    nzp = nzrB[U(y - 1)] if y > 0 else zero
+                    sm = np.uint64(ip[U(smo + y)])
+                    above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
+                               | ((bnz[U(bidB * h + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
+                    fb = _popcount((above & (~above + one)) - one)
+                    L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
+                    e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
+                    xB = ((e >> np.uint64(20)) + one) * (xB >> psh) + ((e >> np.uint64(8)) & mask)
+                    if (pB >= 2) if SPLIT else (pB + 2 <= n):  # the (at most two) bytes a state below L needs
+                        kk = np.int64(xB < lo) + np.int64(xB < lo2)
+                        if SPLIT:  # backwards
+                            w = (np.uint64(stream[U(pB - 1)]) << np.uint64(8)) | np.uint64(stream[U(pB - 2)])
+                            pB -= kk
+                        else:
+                            w = (np.uint64(stream[U(pB)]) << np.uint64(8)) | np.uint64(stream[U(pB + 1)])
+                            pB += kk
+                        xB = (xB << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
+                    else:  # outside the stream only in a corrupt row: zeros, caught by the final check
+                        while xB < lo:
+                            q = pB - 1 if SPLIT else pB
+                            xB = (xB << np.uint64(8)) | (np.uint64(stream[q]) if 0 <= q < n else zero)
+                            pB += -1 if SPLIT else 1
+                    rl = np.int64(e & np.uint64(255))
+                    if rl > L:
+                        badB = True
+                        rl = L
+                    sB += rl
+                    if rl == L:
+                        digit = False
+                    else:
+                        t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
+                        sw = ip[U(o + sB)]
+                        pi = sw & 0xFFFF
+                        slot = xB & mask
+                if digit:
+                    e = np.uint64(dtab[U(t * msz) + slot])
+                    xB = ((e >> np.uint64(20)) + one) * (xB >> psh) + ((e >> np.uint64(8)) & mask)
+                    if (pB >= 2) if SPLIT else (pB + 2 <= n):
+                        kk = np.int64(xB < lo) + np.int64(xB < lo2)
+                        if SPLIT:  # backwards
+                            w = (np.uint64(stream[U(pB - 1)]) << np.uint64(8)) | np.uint64(stream[U(pB - 2)])
+                            pB -= kk
+                        else:
+                            w = (np.uint64(stream[U(pB)]) << np.uint64(8)) | np.uint64(stream[U(pB + 1)])
+                            pB += kk
+                        xB = (xB << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
+                    else:
+                        while xB < lo:
+                            q = pB - 1 if SPLIT else pB
+                            xB = (xB << np.uint64(8)) | (np.uint64(stream[q]) if 0 <= q < n else zero)
+                            pB += -1 if SPLIT else 1
+                    a = e & ((one << np.uint64((sw >> SW_BITS) & 0xFF)) - one)
+                    j = (sw >> SW_COL) & 0xFFFF
+                    sh = ((sw >> SW_SHIFT) & 0xFF) - 1
+                    if sh >= 0:
+                        c = codesB[U(j)] | (a << np.uint64(sh))
+                    else:
+                        c = codesB[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
+                    codesB[U(j)] = c
+                    lvB = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
+                    lpB = pi
+                    bufB[U(pi)] = np.uint8(lvB)
+                    nzrB[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
+                    sB += 1
+        if SPLIT:  # the chains meet where the row's bytes are used up
+            if badA or badB or xA != lo or xB != lo or pA != pB:
+                return 0
+            _image_output(kA, codesA, ip, mo, co, out_bits, out_float)
+            return -1
+        if badA or xA != lo or pA != endA:
+            return 0
+        if kB >= 0 and (badB or xB != lo or pB != endB):
+            return 1
+        _image_output(kA, codesA, ip, mo, co, out_bits, out_float)
+        if kB >= 0:
+            _image_output(kB, codesB, ip, mo, co, out_bits, out_float)
+        return -1
+
+    return _decode_image_two
+
+
+_decode_image_split = _make_image_two(True)
+_decode_image_pair = _make_image_two(False)
 
 
 @njit
-def _decode_image_pair(rA, kA, rB, kB, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
-                       out_float, codesA, bufA, nzrA, codesB, bufB, nzrB):
-    """Row ``rA`` into ``out[kA]`` and, if ``kB >= 0``, row ``rB`` into ``out[kB]`` (see
-    :func:`gedenb.coding._image_params` for the stores this decoder applies to); -1, or 0 (1) if row A (B)
-    is out of range or corrupt, A first.  Decodes the same events as :func:`_decode_row` (with
-    :func:`_flat_stretch`)."""
-    bidA, pA, endA, xA = _image_begin(rA, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codesA, bufA, nzrA)
-    if bidA < 0:
-        return 0
-    S = ip[IP_S]
-    sB = S  # no row B: nothing to decode
-    bidB, pB, endB, xB = -1, 0, 0, np.uint64(RANS_L)
-    if kB >= 0:
-        bidB, pB, endB, xB = _image_begin(rB, stream, ridx, ids, base_codes, base_lev, base_nz, ip, codesB, bufB,
-                                          nzrB)
-        sB = 0
-    mo = ip[IP_META]
-    n = stream.shape[0]
-    msz = IMAGE_M  # a constant: this decoder only serves models of IMAGE_PREC bits
-    psh = np.uint64(IMAGE_PREC)
-    mask = np.uint64(msz - 1)
-    lo = np.uint64(RANS_L)
-    lo2 = np.uint64(RANS_L >> 8)
-    e1 = np.uint64(ip[mo + MT_E1])
-    e2 = np.uint64(ip[mo + MT_E2])
-    run_table = ip[mo + MT_RUN]
-    runs = run_table >= 0
-    co = ip[IP_CP]
-    pw = ip[IP_PW]
-    mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
-    t0 = ip[IP_TABLE]
-    o = ip[IP_SLOTS]
-    smo = ip[IP_SMASK]
-    zero = np.uint64(0)
-    one = np.uint64(1)
-    two = np.uint64(2)
-    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
-    fw, fn = (ones if mw else zero), (ones if mn else zero)
-    fnw, fne = (ones if mnw else zero), (ones if mne else zero)
-    edge = one << np.uint64(ip[IP_W])
-    lvA, lpA, lvB, lpB = np.int64(0), np.int64(-2), np.int64(0), np.int64(-2)
-    badA = False
-    badB = bidB < 0
-    if badB:
-        sB = S
-    sA = 0
-    pair = kB >= 0
-    while sA < S or (pair and sB < S):
-        if sA < S:  # one event of row A
-            sw = ip[U(o + sA)]
-            pi = sw & 0xFFFF
-            lw = lvA if pi - 1 == lpA else np.int64(bufA[U(pi - 1)])  # the digit just decoded: in a register
-            ctx = mw * lw + mn * bufA[U(pi - pw)] + mnw * bufA[U(pi - pw - 1)] + mne * bufA[U(pi - pw + 1)]
-            t = t0 + ctx
-            slot = xA & mask
-            digit = True
-            if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
-                y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
-                xx = np.uint64((sw >> SW_X) & 0xFF)
-                nzp = nzrA[U(y - 1)] if y > 0 else zero
-                sm = np.uint64(ip[U(smo + y)])
-                above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
-                           | ((base_nz[bidA, U(y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
-                fb = _popcount((above & (~above + one)) - one)
-                L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
-                e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
-                xA = ((e >> np.uint64(20)) + one) * (xA >> psh) + ((e >> np.uint64(8)) & mask)
-                if pA + 2 <= n:  # the (at most two) bytes a state below L needs, without branching
-                    kk = np.int64(xA < lo) + np.int64(xA < lo2)
-                    w = (np.uint64(stream[U(pA)]) << np.uint64(8)) | np.uint64(stream[U(pA + 1)])
-                    xA = (xA << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-                    pA += kk
-                else:  # past the stream's end only in a corrupt row: zeros, caught by the final check
-                    while xA < lo:
-                        xA = (xA << np.uint64(8)) | (np.uint64(stream[pA]) if pA < n else zero)
-                        pA += 1
-                rl = np.int64(e & np.uint64(255))
-                if rl > L:
-                    badA = True
-                    rl = L
-                sA += rl
-                if rl == L:
-                    digit = False
-                else:
-                    t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-                    sw = ip[U(o + sA)]
-                    pi = sw & 0xFFFF
-                    slot = xA & mask
-            if digit:
-                e = np.uint64(dtab[U(t * msz) + slot])
-                xA = ((e >> np.uint64(20)) + one) * (xA >> psh) + ((e >> np.uint64(8)) & mask)
-                if pA + 2 <= n:
-                    kk = np.int64(xA < lo) + np.int64(xA < lo2)
-                    w = (np.uint64(stream[U(pA)]) << np.uint64(8)) | np.uint64(stream[U(pA + 1)])
-                    xA = (xA << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-                    pA += kk
-                else:
-                    while xA < lo:
-                        xA = (xA << np.uint64(8)) | (np.uint64(stream[pA]) if pA < n else zero)
-                        pA += 1
-                a = e & ((one << np.uint64((sw >> SW_BITS) & 0xFF)) - one)
-                j = (sw >> SW_COL) & 0xFFFF
-                sh = ((sw >> SW_SHIFT) & 0xFF) - 1
-                if sh >= 0:
-                    c = codesA[U(j)] | (a << np.uint64(sh))
-                else:
-                    c = codesA[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
-                codesA[U(j)] = c
-                lvA = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-                lpA = pi
-                bufA[U(pi)] = np.uint8(lvA)
-                nzrA[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
-                sA += 1
-        if pair and sB < S:  # one event of row B (the test of `pair` lets the compiler make an A-only loop)
-            sw = ip[U(o + sB)]
-            pi = sw & 0xFFFF
-            lw = lvB if pi - 1 == lpB else np.int64(bufB[U(pi - 1)])  # the digit just decoded: in a register
-            ctx = mw * lw + mn * bufB[U(pi - pw)] + mnw * bufB[U(pi - pw - 1)] + mne * bufB[U(pi - pw + 1)]
-            t = t0 + ctx
-            slot = xB & mask
-            digit = True
-            if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
-                y = (sw >> SW_Y) & 0xFF  # the flat stretch (_flat_stretch) from bit masks of non-zero levels
-                xx = np.uint64((sw >> SW_X) & 0xFF)
-                nzp = nzrB[U(y - 1)] if y > 0 else zero
-                sm = np.uint64(ip[U(smo + y)])
-                above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
-                           | ((base_nz[bidB, U(y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
-                fb = _popcount((above & (~above + one)) - one)
-                L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
-                e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
-                xB = ((e >> np.uint64(20)) + one) * (xB >> psh) + ((e >> np.uint64(8)) & mask)
-                if pB + 2 <= n:  # the (at most two) bytes a state below L needs, without branching
-                    kk = np.int64(xB < lo) + np.int64(xB < lo2)
-                    w = (np.uint64(stream[U(pB)]) << np.uint64(8)) | np.uint64(stream[U(pB + 1)])
-                    xB = (xB << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-                    pB += kk
-                else:  # past the stream's end only in a corrupt row: zeros, caught by the final check
-                    while xB < lo:
-                        xB = (xB << np.uint64(8)) | (np.uint64(stream[pB]) if pB < n else zero)
-                        pB += 1
-                rl = np.int64(e & np.uint64(255))
-                if rl > L:
-                    badB = True
-                    rl = L
-                sB += rl
-                if rl == L:
-                    digit = False
-                else:
-                    t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-                    sw = ip[U(o + sB)]
-                    pi = sw & 0xFFFF
-                    slot = xB & mask
-            if digit:
-                e = np.uint64(dtab[U(t * msz) + slot])
-                xB = ((e >> np.uint64(20)) + one) * (xB >> psh) + ((e >> np.uint64(8)) & mask)
-                if pB + 2 <= n:
-                    kk = np.int64(xB < lo) + np.int64(xB < lo2)
-                    w = (np.uint64(stream[U(pB)]) << np.uint64(8)) | np.uint64(stream[U(pB + 1)])
-                    xB = (xB << np.uint64(8 * kk)) | (w >> np.uint64(16 - 8 * kk))
-                    pB += kk
-                else:
-                    while xB < lo:
-                        xB = (xB << np.uint64(8)) | (np.uint64(stream[pB]) if pB < n else zero)
-                        pB += 1
-                a = e & ((one << np.uint64((sw >> SW_BITS) & 0xFF)) - one)
-                j = (sw >> SW_COL) & 0xFFFF
-                sh = ((sw >> SW_SHIFT) & 0xFF) - 1
-                if sh >= 0:
-                    c = codesB[U(j)] | (a << np.uint64(sh))
-                else:
-                    c = codesB[U(j)] | _pdep(a, np.uint64(ip[U(co + 4 * j + CP_DMASK)]), -1)
-                codesB[U(j)] = c
-                lvB = np.int64((1 if c >= e1 else 0) + (1 if c >= e2 else 0))
-                lpB = pi
-                bufB[U(pi)] = np.uint8(lvB)
-                nzrB[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
-                sB += 1
-    if badA or xA != lo or pA != endA:
-        return 0
-    if kB >= 0 and (badB or xB != lo or pB != endB):
-        return 1
-    _image_output(kA, codesA, ip, out_bits, out_float)
-    if kB >= 0:
-        _image_output(kB, codesB, ip, out_bits, out_float)
-    return -1
-
-
-@njit
-def _image_output(k, codes, ip, out_bits, out_float):
-    """Row ``k`` of the output from its column codes ``codes``."""
+def _image_output(k, codes, ip, mo, co, out_bits, out_float):
+    """Row ``k`` of the output from its column codes ``codes`` (``mo``, ``co``: the output's ``meta``, ``cp``)."""
     d = ip[IP_D]
-    mo = ip[IP_META]
     if ip[mo + MT_INT] != 0:  # integer codecs only: code + offset (contiguous in ip), no branch per column
         oo = ip[IP_OFF] if ip[mo + MT_INT] == 1 else -1
         if oo >= 0:
@@ -1278,7 +1312,6 @@ def _image_output(k, codes, ip, out_bits, out_float):
         return
     sign = np.uint64(ip[mo + MT_SIGN])
     full = np.uint64(ip[mo + MT_FULL])
-    co = ip[IP_CP]
     fo = ip[IP_FACTOR]
     factor = ip[fo:fo + d].view(np.float64)
     for j in range(d):
@@ -1291,43 +1324,41 @@ def _image_output(k, codes, ip, out_bits, out_float):
 
 
 @njit
-def _decode_image_block(rows, k0, k1, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
-                        out_float):
-    """Rows ``rows[k0:k1]`` into ``out``, two at a time; the position of the first bad row, or -1."""
-    d = base_codes.shape[1]
-    h = base_nz.shape[1]
-    w = d + h + (base_lev.shape[1] + 7) // 8
-    # one allocation: codes, level masks and levels of both rows (of one row: row B is never started)
-    scratch = np.empty(w if k1 - k0 == 1 else 2 * w, dtype=np.uint64)
+def _decode_image_block(rows, k0, k1, stream, ids, ip, limit, codes_only, out_bits, out_float):
+    """Rows ``rows[k0:k1]`` into ``out`` (codes with ``codes_only``): split rows one at a time, others two at a
+    time; the position of the first bad (out of range, corrupt) row, or -1."""
+    ridx, bc, bnz, blev, dtab = _image_views(ip)
+    mo = ip[IP_META_C] if codes_only else ip[IP_META]
+    co = ip[IP_CP_C] if codes_only else ip[IP_CP]
+    d = ip[IP_D]
+    h = ip[IP_H]
+    w = d + h + (ip[IP_NBUF] + 7) // 8
+    split = ip[IP_SPLIT] >= 0
+    # one allocation: codes, level masks and levels of both chains (of one: a lone row of one chain)
+    scratch = np.empty(w if (k1 - k0 == 1 and not split) else 2 * w, dtype=np.uint64)
     cA, zA, bA = scratch[:d], scratch[d:d + h], scratch[d + h:w].view(np.uint8)
     o = scratch.shape[0] - w
     cB, zB, bB = scratch[o:o + d], scratch[o + d:o + d + h], scratch[o + d + h:].view(np.uint8)
     k = k0
     while k < k1:
-        kB = k + 1 if k + 1 < k1 else -1
-        bad = _decode_image_pair(rows[k], k, rows[kB] if kB >= 0 else 0, kB, stream, ridx, ids, base_codes,
-                                 base_lev, base_nz, dtab, ip, out_bits, out_float, cA, bA, zA, cB, bB, zB)
+        kB = k if split else (k + 1 if k + 1 < k1 else -1)
+        if split:
+            bad = _decode_image_split(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev,
+                                      dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
+        else:
+            bad = _decode_image_pair(rows[k], k, rows[kB] if kB >= 0 else 0, kB, limit, mo, co, stream, ids, ip,
+                                     ridx, bc, bnz, blev, dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
         if bad >= 0:
             return k + bad
-        k += 2
+        k += 1 if split else 2
     return -1
 
 
 @njit
-def _decode_image_rows_serial(rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits, out_float):
-    """Rows ``rows`` of an image store into ``out`` on one thread; the position of the first bad (out of
-    range, corrupt) row, or -1.  One row alone goes to :func:`_decode_image_one`, more rows two at a time
-    (:func:`_decode_image_block`)."""
-    if rows.shape[0] != 1:
-        return _decode_image_block(rows, 0, rows.shape[0], stream, ridx, ids, base_codes, base_lev, base_nz, dtab,
-                                   ip, out_bits, out_float)
-    d = base_codes.shape[1]
-    h = base_nz.shape[1]
-    scratch = np.empty(d + h + (base_lev.shape[1] + 7) // 8, dtype=np.uint64)  # one allocation
-    if not _decode_image_one(rows[0], 0, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
-                             out_float, scratch[:d], scratch[d + h:].view(np.uint8), scratch[d:d + h]):
-        return 0
-    return -1
+def _decode_image_rows_serial(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
+    """Rows ``rows`` of an image store into ``out`` on one thread (:func:`_decode_image_block`); rows
+    ``-limit <= r < limit``; the position of the first bad row, or -1."""
+    return _decode_image_block(rows, 0, rows.shape[0], stream, ids, ip, limit, codes_only, out_bits, out_float)
 
 
 #: Rows per task of the parallel image decoder.
@@ -1335,15 +1366,13 @@ IMAGE_BLOCK_ROWS = 16
 
 
 @pnjit
-def _decode_image_rows_parallel(rows, stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
-                                out_float):
+def _decode_image_rows_parallel(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
     n = rows.shape[0]
     nblocks = (n + IMAGE_BLOCK_ROWS - 1) // IMAGE_BLOCK_ROWS
     bad = np.full(nblocks, -1, dtype=np.int64)
     for blk in prange(nblocks):
         bad[blk] = _decode_image_block(rows, blk * IMAGE_BLOCK_ROWS, min(n, blk * IMAGE_BLOCK_ROWS + IMAGE_BLOCK_ROWS),
-                                       stream, ridx, ids, base_codes, base_lev, base_nz, dtab, ip, out_bits,
-                                       out_float)
+                                       stream, ids, ip, limit, codes_only, out_bits, out_float)
     for blk in range(nblocks):
         if bad[blk] >= 0:
             return bad[blk]

@@ -236,9 +236,10 @@ def test_every_image_scheme_round_trips(rng, tmp_path, channels):
 
 
 def test_zero_runs_are_chosen_for_digit_like_images(rng):
-    X = _images(rng, n=2000).reshape(2000, -1)
-    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    X = _images(rng, n=2000, H=20, W=18).reshape(2000, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(20, 18))
     assert c.coded.model.scheme in _coding.RUN_SCHEMES
+    assert 0 < c.coded.model.split < 20  # split rows (MODL version 2)
     assert _same(gedenb.decompress(c), X)
 
 
@@ -268,6 +269,15 @@ def test_parallel_and_serial_decoding_agree(rng):
     rows = rng.integers(0, 1200, 2000).astype(np.int64)  # 2000 * 90 values: the parallel kernel
     assert rows.size * X.shape[1] >= _coding.PARALLEL_MIN_VALUES
     assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
+
+
+def _one_chain(X, **kw):
+    """``X`` compressed with rows of one rANS chain (MODL version 1, as gedenb wrote before split rows)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_coding, "_balanced_split", lambda *a: 0)
+        c = gedenb.compress(X, coding="entropy", **kw)
+    assert c.coded.model.split == 0
+    return c
 
 
 def _general(coded):
@@ -320,29 +330,68 @@ def test_image_decoder_writes_every_codec(rng, kind):
 
 
 def test_image_decoder_kernels_agree(rng):
-    """The one-row kernel, the lanes kernel and the parallel kernel, called directly, on every row."""
-    X = _images(rng, n=300).reshape(300, -1)
-    c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
-    k = c.coded
+    """The serial and parallel kernels, called directly, on every row: split rows and rows of one chain."""
+    X = _images(rng, n=300, H=20, W=18).reshape(300, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(20, 18))
+    assert c.coded.model.split and c.coded.ip[_r.IP_SPLIT] == _coding.split_slot(c.coded.model) > 0
+    one_chain = _one_chain(X, image_shape=(20, 18))
+    assert one_chain.coded.ip[_r.IP_SPLIT] == -1
     rows = np.arange(300, dtype=np.int64)
+    for c in (c, one_chain):
+        k = c.coded
 
-    def args(rows):
-        out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
-        return out, (k.stream, k.ridx, c.records if c.records.size else _coding._EMPTY, k.base_codes, k.base_lev,
-                     k.base_nz, k.dtab, k.ip, out, _coding._NO_FLOAT)
+        def args(rows):
+            out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
+            return out, (k.stream, c.records if c.records.size else _coding._EMPTY, k.ip, 300, False, out,
+                         _coding._NO_FLOAT)
 
-    out, a = args(rows)
-    assert _r._decode_image_block(rows, 0, 300, *a) == -1 and _same(out, X)
-    out, a = args(rows)
-    assert _r._decode_image_rows_parallel(rows, *a) == -1 and _same(out, X)
-    for i in (0, 1, 299, -300):
-        one = np.array([i], dtype=np.int64)
-        out, a = args(one)
-        assert _r._decode_image_rows_serial(one, *a) == -1 and _same(out, X[[i]])
-    for bad in (300, -301):
-        for rows in (np.array([bad]), np.array([0, bad, 1]), np.r_[np.arange(40), bad]):
-            out, a = args(rows)
-            assert _r._decode_image_rows_serial(rows.astype(np.int64), *a) == int(np.flatnonzero(rows == bad)[0])
+        out, a = args(rows)
+        assert _r._decode_image_block(rows, 0, 300, *a) == -1 and _same(out, X)
+        out, a = args(rows)
+        assert _r._decode_image_rows_parallel(rows, *a) == -1 and _same(out, X)
+        for i in (0, 1, 299, -300):
+            one = np.array([i], dtype=np.int64)
+            out, a = args(one)
+            assert _r._decode_image_rows_serial(one, *a) == -1 and _same(out, X[[i]])
+        for bad in (300, -301):
+            for rows_ in (np.array([bad]), np.array([0, bad, 1]), np.r_[np.arange(40), bad]):
+                out, a = args(rows_)
+                assert _r._decode_image_rows_serial(rows_.astype(np.int64), *a) == int(np.flatnonzero(rows_ == bad)[0])
+
+
+@pytest.mark.parametrize("shape", [(20, 18, 1), (20, 18, 3), (6, 70, 1), (4, 40, 1)])
+def test_split_rows_and_rows_of_one_chain_round_trip(rng, tmp_path, shape):
+    """Zero-run image rows as two rANS chains (MODL version 2) or one (version 1, files of earlier gedenb):
+    the image decoder (one channel, at most 62 wide) and the general decoder (colour, wider), in memory and
+    through save/open, one row and batches."""
+    H, W, C = shape
+    X = _images(rng, n=400, H=H, W=W, C=C).reshape(400, -1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_coding, "IMAGE_SCHEMES", _coding.RUN_SCHEMES)  # runs even where they would not win
+        split = gedenb.compress(X, coding="entropy", image_shape=shape)
+        one = _one_chain(X, image_shape=shape)
+    assert split.coded.model.scheme in _coding.RUN_SCHEMES and 0 < split.coded.model.split < H
+    assert (split.coded.ip.size > 0) == (C == 1 and W <= _r.IMAGE_MAX_W) == (one.coded.ip.size > 0)
+    for c, version in ((split, _coding.SPLIT_MODEL_VERSION), (one, _coding.MODEL_VERSION)):
+        assert _coding.model_to_bytes(c.coded.model, 0)[:4] == struct.pack("<I", version)
+        assert _same(gedenb.decompress(c), X)
+        rows = rng.integers(-400, 400, 300).astype(np.int64)
+        assert _same(_coding.decode_rows(_general(c.coded), c.records, rows % 400, c.dtype), X[rows])
+        path = tmp_path / f"v{version}.gede"
+        gedenb.save(c, path)
+        with gedenb.open(path) as r:
+            assert _same(r.read_rows(rows), X[rows])
+            for i in (0, 399, -1, 17):
+                assert _same(r.read_rows(np.array([i])), X[[i]]) and _same(r[i], X[i])
+    # a split costs a second flushed state per row; the estimate counts it
+    codes = _codes(X, split)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_coding, "IMAGE_SCHEMES", _coding.RUN_SCHEMES)
+        fits = [_coding.fit(codes, split.widths, split.base_mask, shape, counts_only=True)]
+        mp.setattr(_coding, "_balanced_split", lambda *a: 0)
+        fits.append(_coding.fit(codes, split.widths, split.base_mask, shape, counts_only=True))
+    assert fits[0][0].split and not fits[1][0].split
+    assert _coding.estimate_bits(fits[0][0], fits[0][3], len(X)) > _coding.estimate_bits(fits[1][0], fits[1][3], len(X))
 
 
 def test_image_decoder_applies_only_where_it_can(rng):
@@ -448,6 +497,8 @@ def test_counts_only_fits_count_what_full_fits_count(rng, kind):
             X = _images(rng, n=150, C=C).reshape(150, -1)
             c = gedenb.compress(X, coding="entropy", image_shape=(10, 9, C))
             cases.append((X, c, (10, 9, C)))
+        X = _images(rng, n=150, H=20, W=18).reshape(150, -1)  # zero runs and split rows
+        cases.append((X, gedenb.compress(X, coding="entropy", image_shape=(20, 18)), (20, 18, 1)))
         X = (_images(rng, n=150).reshape(150, -1).astype(np.uint16) * 97) % 4099  # two digits per column
         cases.append((X, gedenb.compress(X, coding="entropy", image_shape=(10, 9)), (10, 9, 1)))
     else:
@@ -527,9 +578,10 @@ def test_cli_compresses_with_entropy_coding_and_describes_it(rng, tmp_path, caps
 # the file: version, checksums, forged fields, damage
 # --------------------------------------------------------------------------
 def _file(rng, tmp_path, image=False):
-    if image:
-        X = _images(rng, n=200).reshape(200, -1)
-        c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+    if image:  # big enough for zero runs: split rows (MODL version 2)
+        X = _images(rng, n=200, H=20, W=18).reshape(200, -1)
+        c = gedenb.compress(X, coding="entropy", image_shape=(20, 18))
+        assert c.coded.model.split
     else:
         X = np.round(rng.normal(size=(300, 4)) * 100) / 100
         c = gedenb.compress(X, beta=3, coding="entropy")
@@ -592,7 +644,8 @@ def test_damaged_coded_sections_fail_their_checksum(rng, tmp_path, tag):
 
 
 FORGERIES = {
-    "model version": (b"MODL", lambda p: struct.pack_into("<I", p, 0, 2), "model version"),
+    "model version": (b"MODL", lambda p: struct.pack_into("<I", p, 0, 3), "model version"),
+    "split rows in a table model": (b"MODL", lambda p: struct.pack_into("<I", p, 0, 2), "zero-run scheme"),
     "precision": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 13), "precision"),
     "precision too low": (b"MODL", lambda p: struct.pack_into("<I", p, 8, 7), "precision"),
     # a supported precision that is not the one the tables were quantised to: they do not sum to 2**prec
@@ -623,6 +676,34 @@ def test_forged_fields_with_correct_checksums_are_rejected(rng, tmp_path, name):
     for verify in (True, False):
         with pytest.raises(FormatError, match=why):
             gedenb.open(bad, verify=verify)
+
+
+SPLIT_FORGERIES = {
+    "split row 0": (lambda p: struct.pack_into("<I", p, 64, 0), "split row"),
+    "split row H": (lambda p: struct.pack_into("<I", p, 64, 20), "split row"),
+    "split padding": (lambda p: struct.pack_into("<I", p, 68, 1), "split row"),
+    "one chain claimed": (lambda p: struct.pack_into("<I", p, 0, 1), "MODL"),
+    "another split row": (lambda p: struct.pack_into("<I", p, 64, struct.unpack_from("<I", p, 64)[0] + 1), "ROWS"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT_FORGERIES))
+def test_forged_split_records_are_rejected(rng, tmp_path, name):
+    """MODL version 2: the split record is checked at open; a valid but wrong split row fails its rows."""
+    edit, why = SPLIT_FORGERIES[name]
+    X, path = _file(rng, tmp_path, image=True)
+    data = bytearray(path.read_bytes())
+    _frame, start, nbytes = _sections(bytes(data))[b"MODL"]
+    assert struct.unpack_from("<I", data, start)[0] == _coding.SPLIT_MODEL_VERSION
+    payload = bytearray(data[start:start + nbytes])
+    edit(payload)
+    data[start:start + nbytes] = payload
+    _refix(data, b"MODL")
+    bad = tmp_path / "bad.gede"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=why):
+        with gedenb.open(bad) as r:  # a wrong split row is a valid model: its rows do not decode
+            r.read_rows(np.arange(len(X)))
 
 
 def _damaged_rows(rng, tmp_path, step, flip):
