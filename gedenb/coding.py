@@ -1217,15 +1217,17 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
     few = -(-PARALLEL_MIN_VALUES // d)  # fewer rows than this: one thread
     no_float = _NO_FLOAT
     empty = np.empty
+    plain = view is None and not flt_is_out  # unsigned integers: the common case, fewest steps
 
     def read(rows: np.ndarray) -> np.ndarray:
-        out = empty((rows.shape[0], d), dtype=dt)
-        if view is None and not flt_is_out:  # unsigned integers: the common case, fewest steps
-            bad = (serial if rows.shape[0] < few else parallel)(rows, stream, ids, ip, limit, False, out, no_float)
+        n = len(rows)
+        out = empty((n, d), dtype=dt)
+        if plain:
+            bad = (serial if n < few else parallel)(rows, stream, ids, ip, limit, False, out, no_float)
         else:
-            bad = (serial if rows.shape[0] < few else parallel)(
-                rows, stream, ids, ip, limit, False, out if view is None else out.view(view),
-                out if flt_is_out else no_float)
+            bad = (serial if n < few else parallel)(rows, stream, ids, ip, limit, False,
+                                                    out if view is None else out.view(view),
+                                                    out if flt_is_out else no_float)
         if bad >= 0:
             raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or "
                               "base ID)")

@@ -1303,6 +1303,8 @@ def _image_output(k, codes, ip, mo, co, out_bits, out_float):
     d = ip[IP_D]
     if ip[mo + MT_INT] != 0:  # integer codecs only: code + offset (contiguous in ip), no branch per column
         oo = ip[IP_OFF] if ip[mo + MT_INT] == 1 else -1
+        if oo < 0 and codes.ctypes.data == out_bits[k].ctypes.data:  # decoded in place: done
+            return
         if oo >= 0:
             for j in range(U(d)):
                 out_bits[k, j] = codes[j] + np.uint64(ip[U(oo) + j])
@@ -1332,8 +1334,11 @@ def _decode_image_block(rows, k0, k1, stream, ids, ip, limit, codes_only, out_bi
     co = ip[IP_CP_C] if codes_only else ip[IP_CP]
     d = ip[IP_D]
     h = ip[IP_H]
-    w = d + h + (ip[IP_NBUF] + 7) // 8
     split = ip[IP_SPLIT] >= 0
+    direct = ip[mo + MT_INT] != 0  # values are codes (+ offsets): they fit the output's integers
+    if split and direct:  # no code scratch
+        d = 0
+    w = d + h + (ip[IP_NBUF] + 7) // 8
     # one allocation: codes, level masks and levels of both chains (of one: a lone row of one chain)
     scratch = np.empty(w if (k1 - k0 == 1 and not split) else 2 * w, dtype=np.uint64)
     cA, zA, bA = scratch[:d], scratch[d:d + h], scratch[d + h:w].view(np.uint8)
@@ -1342,7 +1347,10 @@ def _decode_image_block(rows, k0, k1, stream, ids, ip, limit, codes_only, out_bi
     k = k0
     while k < k1:
         kB = k if split else (k + 1 if k + 1 < k1 else -1)
-        if split:
+        if split and direct:  # the row's codes are decoded in its output row: no copy out
+            bad = _decode_image_split(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev,
+                                      dtab, out_bits, out_float, out_bits[k], bA, zA, out_bits[k], bB, zB)
+        elif split:
             bad = _decode_image_split(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev,
                                       dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
         else:
