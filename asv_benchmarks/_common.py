@@ -248,6 +248,24 @@ def best_seconds(fn, *, sample_time: float = 2e-4, budget: float = 0.25, max_rep
     return best
 
 
+
+def best_pair(fa, fb, rounds: int = 8) -> tuple[float, float]:
+    """Best times of ``fa`` and ``fb`` (seconds), the two measured in turn for ``rounds`` rounds
+    (:func:`best_seconds` with a ``1/rounds`` share of its budget each time), so that a slower or faster
+    spell of a shared machine falls on both sides instead of on one of them."""
+    ta = tb = float("inf")
+    for _ in range(1 if smoke() else rounds):
+        ta = min(ta, best_seconds(fa, budget=0.25 / rounds))
+        tb = min(tb, best_seconds(fb, budget=0.25 / rounds))
+    return ta, tb
+
+
+def best_ratio(fa, fb, rounds: int = 8) -> float:
+    """``fa``'s best time over ``fb``'s, measured in turn (:func:`best_pair`)."""
+    ta, tb = best_pair(fa, fb, rounds)
+    return ta / tb
+
+
 def best_of(fn, repeat: int = 5) -> float:
     """Best wall time of ``repeat`` single calls of ``fn`` after one untimed call (seconds).
 

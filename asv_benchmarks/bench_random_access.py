@@ -27,6 +27,7 @@ from ._common import (
     ROW_COUNTS,
     TempDir,
     best_of,
+    best_ratio,
     best_seconds,
     check_cache,
     california,
@@ -313,7 +314,7 @@ class Acceptance:
                 read = frame_reader(zdict.as_bytes(), *compress_frames(frame_compressor(zdict, 19), X), X.shape[1])
                 idx = random_rows(len(X), 1)
                 assert np.array_equal(read(idx), r.read_rows(idx))
-                return best_seconds(lambda: r.read_rows(idx)) / best_seconds(lambda: read(idx))
+                return best_ratio(lambda: r.read_rows(idx), lambda: read(idx))
             finally:
                 r.close()
 

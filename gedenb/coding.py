@@ -946,7 +946,7 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     It applies to models of :data:`gedenb.rans.IMAGE_PREC` bits (a compile-time
     constant of the decoder) of single-channel images at most
     :data:`gedenb.rans.IMAGE_MAX_W` pixels wide with one digit per column whose slots all share one table
-    group and one set of context radices, with contexts from the left, upper,
+    group (the first table, 0) and one set of context radices, with contexts from the left, upper,
     upper-left and upper-right neighbours (any subset): the neighbours' levels
     are then read at fixed offsets of a padded level image instead of through
     per-slot references (see the notes above that function).
@@ -955,7 +955,7 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     H, W, C = model.image_shape
     S = model.n_slots
     d = base_codes.shape[1]
-    if C != 1 or W > _r.IMAGE_MAX_W or H > _r.IMAGE_MAX_H or S == 0 or (model.slot_table != model.slot_table[0]).any() \
+    if C != 1 or W > _r.IMAGE_MAX_W or H > _r.IMAGE_MAX_H or S == 0 or (model.slot_table != 0).any() \
             or (model.shifts != 0).any() or model.prec != _r.IMAGE_PREC:
         return none
     col = model.slot_col
@@ -971,27 +971,39 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
                                                          or (mult[:, k] != mult[0, k]).any())):
             return none
         m[k] = mult[0, k] if used.any() else 0
+    # Mask rows: image row y is mask row my(y); split rows add a virtual row (mask row ``split``) holding the
+    # base's row ``split - 1``, which the second chain's first row sees above it, so that both chains share
+    # one level image and one set of masks.  The padded level image has a zero row on top: mask row r is
+    # level row r + 1.
+    sp = model.split
+    rows = np.arange(H) + (np.arange(H) >= sp if sp else 0)  # my(y)
+    src = np.concatenate([np.arange(sp), [sp - 1], np.arange(sp, H)]) if sp else np.arange(H)  # image row of each
+    HM = src.size  # mask rows
     PW = W + 2
-    nbuf = (H + 1) * PW
-    inner = ((np.arange(H)[:, None] + 1) * PW + np.arange(W)[None, :] + 1).ravel()
-    smask = np.zeros(H, dtype=np.int64)
-    np.bitwise_or.at(smask, y, np.left_shift(1, x))
+    nbuf = -(-(HM + 1) * PW // 8) * 8  # whole words: a row starts with a copy of words
+    inner = ((np.arange(HM)[:, None] + 1) * PW + np.arange(W)[None, :] + 1)  # level positions of mask rows
+    my = rows[y]
+    smask = np.zeros(HM, dtype=np.int64)
+    np.bitwise_or.at(smask, my, np.left_shift(1, x))
     head = np.zeros(_r.IP_HEAD, dtype=np.int64)
     head[[_r.IP_PW, _r.IP_MW, _r.IP_MN, _r.IP_MNW, _r.IP_MNE, _r.IP_S, _r.IP_D, _r.IP_NBUF, _r.IP_TABLE, _r.IP_H,
-          _r.IP_W]] = (PW, *m, S, d, nbuf, model.slot_table[0], H, W)
-    slots = ((y + 1) * PW + x + 1) | (col << _r.SW_COL) | ((model.col_dshift[col] + 1) << _r.SW_SHIFT) \
-        | (model.slot_bits << _r.SW_BITS) | (y << _r.SW_Y) | (x << _r.SW_X)
+          _r.IP_W]] = (PW, *m, S, d, nbuf, model.slot_table[0], HM, W)
+    slots = ((my + 1) * PW + x + 1) | (col << _r.SW_COL) | ((model.col_dshift[col] + 1) << _r.SW_SHIFT) \
+        | (model.slot_bits << _r.SW_BITS) | (my << _r.SW_Y) | (x << _r.SW_X)
     head[_r.IP_SLOTS] = _r.IP_HEAD
+    ones = -1  # all bits set, for the neighbours a context uses
+    head[[_r.IP_FW, _r.IP_FN, _r.IP_FNW, _r.IP_FNE]] = [ones if v else 0 for v in m]
+    head[_r.IP_EDGE] = 1 << W
     head[_r.IP_SMASK] = _r.IP_HEAD + slots.size
-    head[_r.IP_OFF] = _r.IP_HEAD + slots.size + H
+    head[_r.IP_OFF] = _r.IP_HEAD + slots.size + HM
     off = np.broadcast_to(np.asarray(offset, dtype=np.uint64), (d,)).view(np.int64)
     ip = np.concatenate([head, slots.ravel(), smask, off])
-    nz = base_codes >= np.uint64(model.e1)
-    lev = nz.astype(np.uint8) + (base_codes >= np.uint64(model.e2))
+    nz = (base_codes >= np.uint64(model.e1)).reshape(-1, H, W)[:, src]
+    lev = nz.astype(np.uint8) + (base_codes >= np.uint64(model.e2)).reshape(-1, H, W)[:, src]
     base_lev = np.zeros((base_codes.shape[0], nbuf), dtype=np.uint8)
-    base_lev[:, inner] = lev
+    base_lev[:, inner.ravel()] = lev.reshape(base_codes.shape[0], -1)
     weights = np.left_shift(np.uint64(1), np.arange(W, dtype=np.uint64))
-    base_nz = (nz.reshape(-1, H, W).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
+    base_nz = (nz.astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
     return ip, base_lev, np.ascontiguousarray(base_nz, dtype=np.uint64)
 
 
@@ -1183,13 +1195,28 @@ def _decode_image_rows(coded: EntropyCoded, ids: np.ndarray, rows: np.ndarray, d
         flt = out if dt.kind == "f" and dt.itemsize >= 4 else _NO_FLOAT
     args = (rows, coded.stream, ids if ids.size else _EMPTY, coded.ip, int(coded.meta[_r.MT_NROWS]), codes_only,
             bits, flt)
-    if rows.shape[0] * d >= PARALLEL_MIN_VALUES:
-        bad = _r._decode_image_rows_parallel(*args)
-    else:
-        bad = _r._decode_image_rows_serial(*args)
+    _block, serial, parallel = _r.image_kernels(coded.ip, codes_only or coded.meta[_r.MT_INT] != 0)
+    bad = (parallel if rows.shape[0] * d >= PARALLEL_MIN_VALUES else serial)(*args)
     if bad >= 0:
         raise FormatError(f"ROWS: row {int(rows[bad])} is out of range or corrupt (rANS stream, row index or base ID)")
     return out
+
+
+def _entry_point(kernel, args):
+    """The compiled entry point of Numba kernel ``kernel`` for the types of ``args`` (compiled already), or
+    ``kernel`` itself where Numba does not expose it.
+
+    Calling the entry point skips the dispatcher's matching of argument types
+    against its compiled versions: ~0.4 us of a one-row image read
+    (``scripts/entropy_read_profile.py``).  Only for callers whose arguments
+    keep those types (dtype, dimensions, layout).
+    """
+    try:
+        import numba
+
+        return kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return kernel
 
 
 def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None):
@@ -1197,10 +1224,13 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
 
     What :func:`decode_rows` does for such a store (values, not codes), for
     callers that read many small batches: :meth:`gedenb.store.Reader.read_rows`
-    uses it for 1-D int64 indices, which the kernel checks itself
-    (``-n_public <= r < n_public``, by default all rows including condensed
-    samples; a bad one raises :class:`FormatError` as a corrupt row would).
-    The function holds views of the store's arrays: drop it to release them.
+    uses it for indices it has checked to be a 1-D, C-contiguous, aligned
+    int64 array (the function relies on that: after its first call it calls
+    the compiled kernel directly, :func:`_entry_point`); the kernel checks
+    every index itself (``-n_public <= r < n_public``, by default all rows
+    including condensed samples; a bad one raises :class:`FormatError` as a
+    corrupt row would).  The function holds views of the store's arrays:
+    drop it to release them.
     """
     if not coded.ip.size:
         raise ValueError("the image decoder does not apply to this store")
@@ -1213,17 +1243,26 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
     view = None if dt.kind == "u" else _storage_uint(dt)
     flt_is_out = dt.kind == "f" and dt.itemsize >= 4
     stream, ids, ip = coded.stream, ids if ids.size else _EMPTY, coded.ip
-    serial, parallel = _r._decode_image_rows_serial, _r._decode_image_rows_parallel
+    _block, serial, parallel = _r.image_kernels(ip, coded.meta[_r.MT_INT] != 0)
     few = -(-PARALLEL_MIN_VALUES // d)  # fewer rows than this: one thread
     no_float = _NO_FLOAT
     empty = np.empty
     plain = view is None and not flt_is_out  # unsigned integers: the common case, fewest steps
 
+    fast = [None]  # the serial kernel's entry point, once it is compiled
+
     def read(rows: np.ndarray) -> np.ndarray:
         n = len(rows)
         out = empty((n, d), dtype=dt)
-        if plain:
-            bad = (serial if n < few else parallel)(rows, stream, ids, ip, limit, False, out, no_float)
+        if plain and n < few:
+            f = fast[0]
+            if f is None:
+                bad = serial(rows, stream, ids, ip, limit, False, out, no_float)
+                fast[0] = _entry_point(serial, (rows, stream, ids, ip, limit, False, out, no_float))
+            else:
+                bad = f(rows, stream, ids, ip, limit, False, out, no_float)
+        elif plain:
+            bad = parallel(rows, stream, ids, ip, limit, False, out, no_float)
         else:
             bad = (serial if n < few else parallel)(rows, stream, ids, ip, limit, False,
                                                     out if view is None else out.view(view),

@@ -973,11 +973,14 @@ def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
 #: of row blocks of the row index, offsets of ``meta`` and ``cp`` for code output, offset and length of the
 #: row index (section RIDX), offsets of the base codes (``n_b x d`` uint64), of the bases' non-zero level
 #: masks (``n_b x H`` uint64), of their padded level images (``n_b x NBUF`` uint8) and of the decode tables
-#: (uint32), the first slot of the second chain of split rows (-1: rows are one chain) and ``n_b``.
+#: (uint32), the first slot of the second chain of split rows (-1: rows are one chain), ``n_b``, and what a
+#: zero run's stretch needs: all ones or zeros for each used neighbour (left, upper, upper-left, upper-right)
+#: and ``1 << W``.  The slot words start at ``IP_HEAD`` (``ip[IP_SLOTS]``) and the first table is 0: the
+#: decoding loop keeps as few values in registers as it can.
 (IP_PW, IP_MW, IP_MN, IP_MNW, IP_MNE, IP_S, IP_D, IP_NBUF, IP_TABLE, IP_SLOTS, IP_SMASK, IP_H, IP_W, IP_OFF,
  IP_META, IP_CP, IP_FACTOR, IP_NBLOCKS, IP_META_C, IP_CP_C, IP_RIDX, IP_NRIDX, IP_BCODES, IP_BNZ, IP_BLEV,
- IP_DTAB, IP_NDTAB, IP_SPLIT, IP_NB) = range(29)
-IP_HEAD = 32
+ IP_DTAB, IP_NDTAB, IP_SPLIT, IP_NB, IP_FW, IP_FN, IP_FNW, IP_FNE, IP_EDGE) = range(34)
+IP_HEAD = 40
 #: A slot is one int64 word of ``ip`` (one load per event): padded position (bits 0-15), column (16-31),
 #: shift of the digit in the code plus one (32-39; 0: spread over a non-contiguous mask), digit bits (40-47),
 #: image row (48-55) and column (56-63).
@@ -1003,28 +1006,31 @@ U = np.uint64
 # (:func:`_decode_image_two`): a chain's events are serial (rANS state, table lookup, level, next context),
 # and two chains overlap in the processor (four gain nothing more: too few registers).  A split row
 # (MODL version 2) is two chains by itself: its upper image rows read forwards from the row's start, its
-# lower ones (from image row ``H // 2``, slot ``ip[IP_SPLIT]``) backwards from its end, with their own level
-# image and masks (starting from the base's, which the first lower row sees above it) and the same column
-# codes; the chains meet where the row's bytes are used up.  Rows of one chain are decoded two rows at a
+# lower ones (from image row ``split``, slot ``ip[IP_SPLIT]``) backwards from its end; the chains meet where
+# the row's bytes are used up.  They share the column codes, the level image and the masks: these have a
+# virtual row between the two parts holding the base's levels of row ``split - 1``, which the lower part's
+# first row sees above it (:func:`gedenb.coding._image_params` lays the rows out; the slot words name them),
+# so the loop keeps fewer pointers in registers and a row starts with one copy.  Rows of one chain are decoded two rows at a
 # time.  The event step is written twice (chain A, chain B: Numba counts references around every call of a
 # helper that takes arrays, which costs more than the step itself).  A corrupt chain never stops the loop
 # early (bytes outside the stream read as zeros, an overlong run is cut to its stretch): it is caught by
 # the final check, so the first bad row of a pair is the one reported.
 
 
-@njit
+@njit(inline="always")
 def _image_views(ip):
-    """The row index, base codes, base level masks, base level images and decode tables inside ``ip``."""
+    """The row index, base codes, base level masks, base level images (as words) and decode tables inside
+    ``ip``."""
     nb, d, h, nbuf = ip[IP_NB], ip[IP_D], ip[IP_H], ip[IP_NBUF]
     ridx = ip[ip[IP_RIDX]:ip[IP_RIDX] + ip[IP_NRIDX]].view(np.uint64)
     bc = ip[ip[IP_BCODES]:ip[IP_BCODES] + nb * d].view(np.uint64)
     bnz = ip[ip[IP_BNZ]:ip[IP_BNZ] + nb * h].view(np.uint64)
-    blev = ip[ip[IP_BLEV]:ip[IP_BLEV] + (nb * nbuf + 7) // 8].view(np.uint8)
+    blev = ip[ip[IP_BLEV]:ip[IP_BLEV] + nb * nbuf // 8].view(np.uint64)  # NBUF is a multiple of 8
     dtab = ip[ip[IP_DTAB]:ip[IP_DTAB] + (ip[IP_NDTAB] + 1) // 2].view(np.uint32)
     return ridx, bc, bnz, blev, dtab
 
 
-@njit
+@njit(inline="always")
 def _image_begin(r, limit, stream, ids, ip, ridx, bc, bnz, blev, codes, buf, nzr):
     """Start row ``r``: base codes and levels into the scratch arrays; ``(bid, start, end, x)``, ``bid = -1``
     if bad (``x`` the state read from the row's start).  Negative ``r`` counts from the end
@@ -1044,8 +1050,10 @@ def _image_begin(r, limit, stream, ids, ip, ridx, bc, bnz, blev, codes, buf, nzr
     d, h, nbuf = ip[IP_D], ip[IP_H], ip[IP_NBUF]
     for j in range(U(d)):
         codes[j] = bc[U(bid * d) + j]
-    for q in range(U(nbuf)):
-        buf[q] = blev[U(bid * nbuf) + q]
+    bw = buf.view(np.uint64)
+    nw = nbuf // 8
+    for q in range(U(nw)):
+        bw[q] = blev[U(bid * nw) + q]
     for q in range(U(h)):
         nzr[q] = bnz[U(bid * h) + q]
     nb = ip[IP_NBLOCKS]
@@ -1091,12 +1099,7 @@ def _make_image_two(SPLIT):
             if endA - startA < 2 * STATE_BYTES:
                 return 0
             eA, sB = ss, ss
-            codesB = codesA
-            h, nbuf = ip[IP_H], ip[IP_NBUF]
-            for q in range(U(nbuf)):
-                bufB[q] = blev[U(bidA * nbuf) + q]
-            for q in range(U(h)):
-                nzrB[q] = bnz[U(bidA * h) + q]
+            codesB, bufB, nzrB = codesA, bufA, nzrA  # one level image (B's rows below a virtual base row)
             xB = zero
             for b in range(STATE_BYTES):
                 xB = (xB << np.uint64(8)) | np.uint64(stream[endA - 1 - b])
@@ -1121,27 +1124,22 @@ def _make_image_two(SPLIT):
         run_table = ip[meta + MT_RUN]
         runs = run_table >= 0
         h = ip[IP_H]
+        boA, boB = bidA * h, bidB * h  # the rows' base level masks
         pw = ip[IP_PW]
         mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
-        t0 = ip[IP_TABLE]
-        o = ip[IP_SLOTS]
         smo = ip[IP_SMASK]
         one = np.uint64(1)
         two = np.uint64(2)
-        ones = np.uint64(0xFFFFFFFFFFFFFFFF)
-        fw, fn = (ones if mw else zero), (ones if mn else zero)
-        fnw, fne = (ones if mnw else zero), (ones if mne else zero)
-        edge = one << np.uint64(ip[IP_W])
         lvA, lpA, lvB, lpB = np.int64(0), np.int64(-2), np.int64(0), np.int64(-2)
         badA = False
         hasB = sB < eB
         while sA < eA or (hasB and sB < eB):
             if sA < eA:  # one event of chain A
-                sw = ip[U(o + sA)]
+                sw = ip[U(IP_HEAD + sA)]
                 pi = sw & 0xFFFF
                 lw = lvA if pi - 1 == lpA else np.int64(bufA[U(pi - 1)])  # the digit just decoded: in a register
                 ctx = mw * lw + mn * bufA[U(pi - pw)] + mnw * bufA[U(pi - pw - 1)] + mne * bufA[U(pi - pw + 1)]
-                t = t0 + ctx
+                t = ctx
                 slot = xA & mask
                 digit = True
                 if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
@@ -1149,8 +1147,10 @@ def _make_image_two(SPLIT):
                     xx = np.uint64((sw >> SW_X) & 0xFF)
                     nzp = nzrA[U(y - 1)] if y > 0 else zero
                     sm = np.uint64(ip[U(smo + y)])
+                    fw, fn, fnw, fne = U(ip[IP_FW]), U(ip[IP_FN]), U(ip[IP_FNW]), U(ip[IP_FNE])
+                    edge = U(ip[IP_EDGE])
                     above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
-                               | ((bnz[U(bidA * h + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
+                               | ((bnz[U(boA + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
                     fb = _popcount((above & (~above + one)) - one)
                     L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
                     e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
@@ -1173,7 +1173,7 @@ def _make_image_two(SPLIT):
                         digit = False
                     else:
                         t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-                        sw = ip[U(o + sA)]
+                        sw = ip[U(IP_HEAD + sA)]
                         pi = sw & 0xFFFF
                         slot = xA & mask
                 if digit:
@@ -1202,11 +1202,11 @@ def _make_image_two(SPLIT):
                     nzrA[U((sw >> SW_Y) & 0xFF)] |= np.uint64(1 if c >= e1 else 0) << np.uint64((sw >> SW_X) & 0xFF)
                     sA += 1
             if hasB and sB < eB:  # one event of chain B (testing `hasB` lets the compiler make an A-only loop)
-                sw = ip[U(o + sB)]
+                sw = ip[U(IP_HEAD + sB)]
                 pi = sw & 0xFFFF
                 lw = lvB if pi - 1 == lpB else np.int64(bufB[U(pi - 1)])  # the digit just decoded: in a register
                 ctx = mw * lw + mn * bufB[U(pi - pw)] + mnw * bufB[U(pi - pw - 1)] + mne * bufB[U(pi - pw + 1)]
-                t = t0 + ctx
+                t = ctx
                 slot = xB & mask
                 digit = True
                 if runs and ctx == 0:  # a run of zero digits (see _run_events); their levels are in buf
@@ -1214,8 +1214,10 @@ def _make_image_two(SPLIT):
                     xx = np.uint64((sw >> SW_X) & 0xFF)
                     nzp = nzrB[U(y - 1)] if y > 0 else zero
                     sm = np.uint64(ip[U(smo + y)])
+                    fw, fn, fnw, fne = U(ip[IP_FW]), U(ip[IP_FN]), U(ip[IP_FNW]), U(ip[IP_FNE])
+                    edge = U(ip[IP_EDGE])
                     above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
-                               | ((bnz[U(bidB * h + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
+                               | ((bnz[U(boB + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
                     fb = _popcount((above & (~above + one)) - one)
                     L = np.int64(_popcount(sm & ((one << fb) - (one << xx))))
                     e = np.uint64(dtab[U((run_table + min(L, RUN_CONTEXTS - 1)) * msz) + slot])
@@ -1243,7 +1245,7 @@ def _make_image_two(SPLIT):
                         digit = False
                     else:
                         t = run_table + RUN_CONTEXTS  # the digit that ends the run: not 0
-                        sw = ip[U(o + sB)]
+                        sw = ip[U(IP_HEAD + sB)]
                         pi = sw & 0xFFFF
                         slot = xB & mask
                 if digit:
@@ -1293,10 +1295,6 @@ def _make_image_two(SPLIT):
     return _decode_image_two
 
 
-_decode_image_split = _make_image_two(True)
-_decode_image_pair = _make_image_two(False)
-
-
 @njit
 def _image_output(k, codes, ip, mo, co, out_bits, out_float):
     """Row ``k`` of the output from its column codes ``codes`` (``mo``, ``co``: the output's ``meta``, ``cp``)."""
@@ -1325,63 +1323,78 @@ def _image_output(k, codes, ip, mo, co, out_bits, out_float):
             _store_value(out_bits, out_float, k, j, kd, codes[j], off, factor[j], sign, full)
 
 
-@njit
-def _decode_image_block(rows, k0, k1, stream, ids, ip, limit, codes_only, out_bits, out_float):
-    """Rows ``rows[k0:k1]`` into ``out`` (codes with ``codes_only``): split rows one at a time, others two at a
-    time; the position of the first bad (out of range, corrupt) row, or -1."""
-    ridx, bc, bnz, blev, dtab = _image_views(ip)
-    mo = ip[IP_META_C] if codes_only else ip[IP_META]
-    co = ip[IP_CP_C] if codes_only else ip[IP_CP]
-    d = ip[IP_D]
-    h = ip[IP_H]
-    split = ip[IP_SPLIT] >= 0
-    direct = ip[mo + MT_INT] != 0  # values are codes (+ offsets): they fit the output's integers
-    if split and direct:  # no code scratch
-        d = 0
-    w = d + h + (ip[IP_NBUF] + 7) // 8
-    # one allocation: codes, level masks and levels of both chains (of one: a lone row of one chain)
-    scratch = np.empty(w if (k1 - k0 == 1 and not split) else 2 * w, dtype=np.uint64)
-    cA, zA, bA = scratch[:d], scratch[d:d + h], scratch[d + h:w].view(np.uint8)
-    o = scratch.shape[0] - w
-    cB, zB, bB = scratch[o:o + d], scratch[o + d:o + d + h], scratch[o + d + h:].view(np.uint8)
-    k = k0
-    while k < k1:
-        kB = k if split else (k + 1 if k + 1 < k1 else -1)
-        if split and direct:  # the row's codes are decoded in its output row: no copy out
-            bad = _decode_image_split(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev,
-                                      dtab, out_bits, out_float, out_bits[k], bA, zA, out_bits[k], bB, zB)
-        elif split:
-            bad = _decode_image_split(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev,
-                                      dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
-        else:
-            bad = _decode_image_pair(rows[k], k, rows[kB] if kB >= 0 else 0, kB, limit, mo, co, stream, ids, ip,
-                                     ridx, bc, bnz, blev, dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
-        if bad >= 0:
-            return k + bad
-        k += 1 if split else 2
-    return -1
-
-
-@njit
-def _decode_image_rows_serial(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
-    """Rows ``rows`` of an image store into ``out`` on one thread (:func:`_decode_image_block`); rows
-    ``-limit <= r < limit``; the position of the first bad row, or -1."""
-    return _decode_image_block(rows, 0, rows.shape[0], stream, ids, ip, limit, codes_only, out_bits, out_float)
-
-
 #: Rows per task of the parallel image decoder.
 IMAGE_BLOCK_ROWS = 16
 
 
-@pnjit
-def _decode_image_rows_parallel(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
-    n = rows.shape[0]
-    nblocks = (n + IMAGE_BLOCK_ROWS - 1) // IMAGE_BLOCK_ROWS
-    bad = np.full(nblocks, -1, dtype=np.int64)
-    for blk in prange(nblocks):
-        bad[blk] = _decode_image_block(rows, blk * IMAGE_BLOCK_ROWS, min(n, blk * IMAGE_BLOCK_ROWS + IMAGE_BLOCK_ROWS),
-                                       stream, ids, ip, limit, codes_only, out_bits, out_float)
-    for blk in range(nblocks):
-        if bad[blk] >= 0:
-            return bad[blk]
-    return -1
+def _make_image_kernels(SPLIT, DIRECT):
+    """``(block, serial, parallel)`` image kernels for split rows (``SPLIT``) or pairs of one-chain rows,
+    decoding split rows straight into the output (``DIRECT``: values are codes, plus offsets) or through a
+    code scratch.  Each combination is its own set of kernels, chosen in Python (:func:`image_kernels`), so
+    that a store compiles only the one it needs (each takes ~10 s to compile)."""
+    two = _make_image_two(SPLIT)
+
+    @njit
+    def _decode_image_block(rows, k0, k1, stream, ids, ip, limit, codes_only, out_bits, out_float):
+        """Rows ``rows[k0:k1]`` into ``out`` (codes with ``codes_only``): split rows one at a time, others two
+        at a time; the position of the first bad (out of range, corrupt) row, or -1."""
+        ridx, bc, bnz, blev, dtab = _image_views(ip)
+        mo = ip[IP_META_C] if codes_only else ip[IP_META]
+        co = ip[IP_CP_C] if codes_only else ip[IP_CP]
+        d = 0 if SPLIT and DIRECT else ip[IP_D]  # no code scratch when decoding into the output
+        h = ip[IP_H]
+        w = d + h + ip[IP_NBUF] // 8
+        # one allocation: codes, level masks and levels of both rows of a pair (of one: split rows, a lone row)
+        scratch = np.empty(w if (k1 - k0 == 1 or SPLIT) else 2 * w, dtype=np.uint64)
+        cA, zA, bA = scratch[:d], scratch[d:d + h], scratch[d + h:w].view(np.uint8)
+        o = scratch.shape[0] - w
+        cB, zB, bB = scratch[o:o + d], scratch[o + d:o + d + h], scratch[o + d + h:].view(np.uint8)
+        k = k0
+        while k < k1:
+            if SPLIT and DIRECT:
+                bad = two(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev, dtab,
+                          out_bits, out_float, out_bits[k], bA, zA, out_bits[k], bB, zB)
+            elif SPLIT:
+                bad = two(rows[k], k, rows[k], k, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev, dtab,
+                          out_bits, out_float, cA, bA, zA, cB, bB, zB)
+            else:
+                kB = k + 1 if k + 1 < k1 else -1
+                bad = two(rows[k], k, rows[kB] if kB >= 0 else 0, kB, limit, mo, co, stream, ids, ip, ridx, bc,
+                          bnz, blev, dtab, out_bits, out_float, cA, bA, zA, cB, bB, zB)
+            if bad >= 0:
+                return k + bad
+            k += 1 if SPLIT else 2
+        return -1
+
+    @njit
+    def _decode_image_rows_serial(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
+        """Rows ``rows`` of an image store into ``out`` on one thread; rows ``-limit <= r < limit``; the
+        position of the first bad row, or -1."""
+        return _decode_image_block(rows, 0, rows.shape[0], stream, ids, ip, limit, codes_only, out_bits, out_float)
+
+    @pnjit
+    def _decode_image_rows_parallel(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
+        n = rows.shape[0]
+        nblocks = (n + IMAGE_BLOCK_ROWS - 1) // IMAGE_BLOCK_ROWS
+        bad = np.full(nblocks, -1, dtype=np.int64)
+        for blk in prange(nblocks):
+            bad[blk] = _decode_image_block(rows, blk * IMAGE_BLOCK_ROWS,
+                                           min(n, blk * IMAGE_BLOCK_ROWS + IMAGE_BLOCK_ROWS), stream, ids, ip, limit,
+                                           codes_only, out_bits, out_float)
+        for blk in range(nblocks):
+            if bad[blk] >= 0:
+                return bad[blk]
+        return -1
+
+    return _decode_image_block, _decode_image_rows_serial, _decode_image_rows_parallel
+
+
+_IMAGE_KERNELS = {(split, direct): _make_image_kernels(split, direct)
+                  for split, direct in ((True, True), (True, False), (False, False))}
+
+
+def image_kernels(ip, direct):
+    """``(block, serial, parallel)`` kernels for the image store of parameters ``ip`` (``direct``: its output
+    values are codes, plus offsets)."""
+    split = bool(ip[IP_SPLIT] >= 0)
+    return _IMAGE_KERNELS[(split, bool(direct) and split)]

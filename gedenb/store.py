@@ -760,7 +760,7 @@ class Reader(_PathReader):
         """
         lean = self._lean  # None once closed
         if lean is not None and type(indices) is np.ndarray and indices.dtype is _INT64 and indices.ndim == 1 \
-                and indices.flags.c_contiguous:
+                and (flags := indices.flags).c_contiguous and flags.aligned:
             # the image decoder checks every index in its kernel; the full validation below only runs to
             # raise the error it gives for a bad index (IndexError), else the row is corrupt
             try:

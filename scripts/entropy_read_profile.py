@@ -49,13 +49,16 @@ def dispatch_overheads():
         print(f"no-op kernel, {k:2d} array arguments: {best(lambda: f(*args), 20000) * 1e6:.2f} us")
 
 
-@njit
-def _one_at_a_time(rows, stream, ids, ip, limit, out, no_float):
-    bad = -1
-    for k in range(rows.shape[0]):
-        if rans._decode_image_rows_serial(rows[k:k + 1], stream, ids, ip, limit, False, out[k:k + 1], no_float) >= 0:
-            bad = k
-    return bad
+def _one_at_a_time(serial):
+    @njit
+    def one_at_a_time(rows, stream, ids, ip, limit, out, no_float):
+        bad = -1
+        for k in range(rows.shape[0]):
+            if serial(rows[k:k + 1], stream, ids, ip, limit, False, out[k:k + 1], no_float) >= 0:
+                bad = k
+        return bad
+
+    return one_at_a_time
 
 
 def kernels_alone(reader, n):
@@ -64,10 +67,12 @@ def kernels_alone(reader, n):
     rows = np.random.default_rng(2).integers(0, c.n, 1024).astype(np.int64)
     out = np.empty((rows.size, k.cp.shape[0]), dtype=np.uint8)
     args = (k.stream, c.records if c.records.size else coding._EMPTY, k.ip, c.n)
-    assert _one_at_a_time(rows, *args, out, coding._NO_FLOAT) == -1
-    assert rans._decode_image_rows_serial(rows, *args, False, out, coding._NO_FLOAT) == -1
-    one = best(lambda: _one_at_a_time(rows, *args, out, coding._NO_FLOAT), n) / rows.size
-    batch = best(lambda: rans._decode_image_rows_serial(rows, *args, False, out, coding._NO_FLOAT), n) / rows.size
+    serial = rans.image_kernels(k.ip, True)[1]
+    each = _one_at_a_time(serial)
+    assert each(rows, *args, out, coding._NO_FLOAT) == -1
+    assert serial(rows, *args, False, out, coding._NO_FLOAT) == -1
+    one = best(lambda: each(rows, *args, out, coding._NO_FLOAT), n) / rows.size
+    batch = best(lambda: serial(rows, *args, False, out, coding._NO_FLOAT), n) / rows.size
     print(f"image kernels, one thread, per row: one row per call {one * 1e6:.2f} us, 1,024 rows in one call "
           f"{batch * 1e6:.2f} us")
 

@@ -337,8 +337,9 @@ def test_image_decoder_kernels_agree(rng):
     one_chain = _one_chain(X, image_shape=(20, 18))
     assert one_chain.coded.ip[_r.IP_SPLIT] == -1
     rows = np.arange(300, dtype=np.int64)
-    for c in (c, one_chain):
+    for c, direct in ((c, True), (c, False), (one_chain, False)):  # into the output / through a code scratch
         k = c.coded
+        block, serial, parallel = _r.image_kernels(k.ip, direct)
 
         def args(rows):
             out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
@@ -346,17 +347,17 @@ def test_image_decoder_kernels_agree(rng):
                          _coding._NO_FLOAT)
 
         out, a = args(rows)
-        assert _r._decode_image_block(rows, 0, 300, *a) == -1 and _same(out, X)
+        assert block(rows, 0, 300, *a) == -1 and _same(out, X)
         out, a = args(rows)
-        assert _r._decode_image_rows_parallel(rows, *a) == -1 and _same(out, X)
+        assert parallel(rows, *a) == -1 and _same(out, X)
         for i in (0, 1, 299, -300):
             one = np.array([i], dtype=np.int64)
             out, a = args(one)
-            assert _r._decode_image_rows_serial(one, *a) == -1 and _same(out, X[[i]])
+            assert serial(one, *a) == -1 and _same(out, X[[i]])
         for bad in (300, -301):
             for rows_ in (np.array([bad]), np.array([0, bad, 1]), np.r_[np.arange(40), bad]):
                 out, a = args(rows_)
-                assert _r._decode_image_rows_serial(rows_.astype(np.int64), *a) == int(np.flatnonzero(rows_ == bad)[0])
+                assert serial(rows_.astype(np.int64), *a) == int(np.flatnonzero(rows_ == bad)[0])
 
 
 @pytest.mark.parametrize("shape", [(20, 18, 1), (20, 18, 3), (6, 70, 1), (4, 40, 1)])
