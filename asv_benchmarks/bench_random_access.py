@@ -96,6 +96,7 @@ class GedeReadRows:
         gedenb.save(_compress(X, dataset), path)
         self.reader = gedenb.open(path)
         self.idx = random_rows(len(X), rows)
+        self.reader.read_rows(self.idx)  # compiles the decoder variant this store and batch size use
 
     def teardown(self, dataset, rows):
         self.reader.close()

@@ -601,7 +601,7 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
 
 
 #: Rows :func:`_balanced_split` looks at (evenly spaced).
-SPLIT_SAMPLE_ROWS = 4096
+SPLIT_SAMPLE_ROWS = 512
 
 
 def _balanced_split(codes: np.ndarray, shape, e1: int, slot_col: np.ndarray) -> int:
