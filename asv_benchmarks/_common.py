@@ -248,7 +248,6 @@ def best_seconds(fn, *, sample_time: float = 2e-4, budget: float = 0.25, max_rep
     return best
 
 
-
 def best_pair(fa, fb, rounds: int = 8) -> tuple[float, float]:
     """Best times of ``fa`` and ``fb`` (seconds), the two measured in turn for ``rounds`` rounds
     (:func:`best_seconds` with a ``1/rounds`` share of its budget each time), so that a slower or faster

@@ -195,10 +195,12 @@ class EntropyCoded(NamedTuple):
         parameters, ``meta``, ``cp``, ``factor``, ``meta_codes``, ``cp_codes``,
         the row index, base codes, ``base_nz``, ``base_lev`` and ``dtab`` (the
         last three are then views of it).
-    base_lev : (n_b, (H + 1) (W + 2)) uint8
-        Levels of every base's codes on the padded image grid (image decoder only).
-    base_nz : (n_b, H) uint64
-        Per base and image row, the columns whose base code's level is not 0 (one bit each).
+    base_lev : (n_b, NBUF) uint8
+        Levels of every base's codes on the padded image grid (image decoder only; a zero row on top,
+        a zero column left and right, split rows' virtual row, whole words: see :func:`_image_params`).
+    base_nz : (n_b, mask rows) uint64
+        Per base and image row (and split rows' virtual row), the columns whose base code's level is not 0
+        (one bit each).
     ridx : uint64
         ``block_off`` then ``row_off`` in one array (section RIDX); the two are views of it.
     """
@@ -706,7 +708,8 @@ def model_to_bytes(model: EntropyModel, off_bits: int) -> bytes:
     head = np.zeros(1, dtype=[("version", "<u4"), ("scheme", "<u4"), ("prec", "<u4"), ("block_rows", "<u4"),
                               ("off_bits", "<u4"), ("n_slots", "<u4"), ("n_tables", "<u4"), ("H", "<u4"),
                               ("W", "<u4"), ("C", "<u4"), ("e1", "<u8"), ("e2", "<u8"), ("table_bits", "<u8")])
-    head[0] = (SPLIT_MODEL_VERSION if model.split else MODEL_VERSION, model.scheme, model.prec, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
+    version = SPLIT_MODEL_VERSION if model.split else MODEL_VERSION
+    head[0] = (version, model.scheme, model.prec, BLOCK_ROWS, off_bits, model.n_slots, model.n_tables, H, W, C,
                model.e1, model.e2, nbits)
     assert head.nbytes == MODEL_HEADER_BYTES
     parts = [head.tobytes()]

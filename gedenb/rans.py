@@ -1010,9 +1010,9 @@ U = np.uint64
 # the row's bytes are used up.  They share the column codes, the level image and the masks: these have a
 # virtual row between the two parts holding the base's levels of row ``split - 1``, which the lower part's
 # first row sees above it (:func:`gedenb.coding._image_params` lays the rows out; the slot words name them),
-# so the loop keeps fewer pointers in registers and a row starts with one copy.  Rows of one chain are decoded two rows at a
-# time.  The event step is written twice (chain A, chain B: Numba counts references around every call of a
-# helper that takes arrays, which costs more than the step itself).  A corrupt chain never stops the loop
+# so the loop keeps fewer pointers in registers and a row starts with one copy.  Rows of one chain are
+# decoded two rows at a time.  The event step is written twice (chain A, chain B: Numba counts references
+# around every call of a helper that takes arrays, which costs more than the step itself).  A corrupt chain never stops the loop
 # early (bytes outside the stream read as zeros, an overlong run is cut to its stretch): it is caught by
 # the final check, so the first bad row of a pair is the one reported.
 
