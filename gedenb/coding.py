@@ -520,13 +520,14 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: boo
         e1, e2 = _image_thresholds(codes, slot_col)
         best = None
         single = bool(S) and bool((slot_last == 1).all())
+        split = _balanced_split(codes, shape, e1, slot_col) if single else 0  # the zero-run schemes' split row
         for scheme in IMAGE_SCHEMES:
             if scheme in RUN_SCHEMES and not single:
                 continue
             refs, shifts, nlev, slot_table, alphabet = _image_layout(shape, scheme, slot_col, slot_bits, slot_low,
                                                                      slot_tix, d)
             cand = _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table,
-                           refs, shifts, nlev, alphabet, dmask, dshift, counts_only)
+                           refs, shifts, nlev, alphabet, dmask, dshift, counts_only, split)
             bits = estimate_bits(cand[0], cand[3], N)
             if best is None or bits < best[0]:
                 best = (bits, cand)
@@ -568,7 +569,7 @@ def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slo
 
 
 def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, slot_last, slot_table, refs, shifts,
-            nlev, alphabet, dmask, dshift, counts_only=False):
+            nlev, alphabet, dmask, dshift, counts_only=False, split=0):
     S = slot_col.shape[0]
     T = alphabet.shape[0]
     image = scheme in IMAGE_SCHEMES
@@ -578,7 +579,6 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
         sp = _pack_slots(slot_col, slot_bits, slot_last, slot_table, refs, shifts, nlev, slot_low,
                          np.zeros(S, dtype=bool), shape, True)
         base = codes & ~dmask[None, :]
-        split = _balanced_split(codes, shape, e1, slot_col)
         ev_t, ev_s, ev_n, ev_b, counts = _r._run_events(codes, base, sym, _fast_slots(sp, dshift),
                                                         T - _r.RUN_CONTEXTS - 1, np.uint64(e1), np.uint64(e2),
                                                         T if count else 0, _split_slot(slot_col, shape, split))
