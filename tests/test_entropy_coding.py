@@ -347,7 +347,8 @@ def test_image_decoder_kernels_agree(rng):
                          _coding._NO_FLOAT)
 
         out, a = args(rows)
-        assert block(rows, 0, 300, *a) == -1 and _same(out, X)
+        scratch = np.empty(2 * (k.ip[_r.IP_D] + k.ip[_r.IP_H] + k.ip[_r.IP_NBUF] // 8), dtype=np.uint64)
+        assert block(rows, 0, 300, *a, scratch) == -1 and _same(out, X)
         out, a = args(rows)
         assert parallel(rows, *a) == -1 and _same(out, X)
         for i in (0, 1, 299, -300):
