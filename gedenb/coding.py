@@ -994,8 +994,6 @@ def _image_params(model: EntropyModel, base_codes: np.ndarray, offset):
     slots = ((my + 1) * PW + x + 1) | (col << _r.SW_COL) | ((model.col_dshift[col] + 1) << _r.SW_SHIFT) \
         | (model.slot_bits << _r.SW_BITS) | (my << _r.SW_Y) | (x << _r.SW_X)
     head[_r.IP_SLOTS] = _r.IP_HEAD
-    ones = -1  # all bits set, for the neighbours a context uses
-    head[[_r.IP_FW, _r.IP_FN, _r.IP_FNW, _r.IP_FNE]] = [ones if v else 0 for v in m]
     head[_r.IP_EDGE] = 1 << W
     head[_r.IP_SMASK] = _r.IP_HEAD + slots.size
     head[_r.IP_OFF] = _r.IP_HEAD + slots.size + HM

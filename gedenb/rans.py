@@ -34,6 +34,8 @@ calls them.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._numba import borrowed, njit, pnjit, prange
@@ -963,23 +965,22 @@ def _base_codes(bases, base_runs, base_bits, n_bases, col_start, widths):
 # --------------------------------------------------------------------------
 # decoding image rows: one digit per column, one channel
 # --------------------------------------------------------------------------
-#: Entries of the header of ``ip``, the image decoder's one parameter array (int64; it holds everything but
-#: the stream, the base IDs and the output, so that a call passes few arrays: Numba's dispatch costs
-#: ~35-50 ns per array argument): padded row width ``PW = W + 2``, context multipliers of the left, upper,
-#: upper-left and upper-right neighbours, slots, columns, length of the padded level image, first table of
-#: every slot, offsets of the slot words and of the per-image-row masks of columns with a slot, image
-#: height and width, offset of the columns' codec offsets (uint64 bits), of the kernel scalars ``meta``
-#: (``MT_*``), of the packed codecs ``cp`` (``d x 4``) and of the codecs' factors (float64 bits), the number
-#: of row blocks of the row index, offsets of ``meta`` and ``cp`` for code output, offset and length of the
-#: row index (section RIDX), offsets of the base codes (``n_b x d`` uint64), of the bases' non-zero level
-#: masks (``n_b x H`` uint64), of their padded level images (``n_b x NBUF`` uint8) and of the decode tables
-#: (uint32), the first slot of the second chain of split rows (-1: rows are one chain), ``n_b``, and what a
-#: zero run's stretch needs: all ones or zeros for each used neighbour (left, upper, upper-left, upper-right)
-#: and ``1 << W``.  The slot words start at ``IP_HEAD`` (``ip[IP_SLOTS]``) and the first table is 0: the
-#: decoding loop keeps as few values in registers as it can.
+#: Entries of the header of ``ip``, the image decoder's one parameter array (int64; it holds everything but the stream,
+#: the base IDs and the output, so that a call passes few arrays: Numba's dispatch costs ~35-50 ns per array argument):
+#: padded row width ``PW = W + 2``, context multipliers of the left, upper, upper-left and upper-right neighbours
+#: (compile-time constants of the kernels, :func:`image_kernels`), slots, columns, length of the padded level image,
+#: first table of every slot, offsets of the slot words and of the per-image-row masks of columns with a slot, image
+#: height and width, offset of the columns' codec offsets (uint64 bits), of the kernel scalars ``meta`` (``MT_*``), of
+#: the packed codecs ``cp`` (``d x 4``) and of the codecs' factors (float64 bits), the number of row blocks of the row
+#: index, offsets of ``meta`` and ``cp`` for code output, offset and length of the row index (section RIDX), offsets of
+#: the base codes (``n_b x d`` uint64), of the bases' non-zero level masks (``n_b x H`` uint64), of their padded level
+#: images (``n_b x NBUF`` uint8) and of the decode tables (uint32), the first slot of the second chain of split rows
+#: (-1: rows are one chain), ``n_b`` and ``1 << W`` (a zero run's stretch ends at the row's end).  The slot words start
+#: at ``IP_HEAD`` (``ip[IP_SLOTS]``) and the first table is 0: the decoding loop keeps as few values in registers as it
+#: can.
 (IP_PW, IP_MW, IP_MN, IP_MNW, IP_MNE, IP_S, IP_D, IP_NBUF, IP_TABLE, IP_SLOTS, IP_SMASK, IP_H, IP_W, IP_OFF,
  IP_META, IP_CP, IP_FACTOR, IP_NBLOCKS, IP_META_C, IP_CP_C, IP_RIDX, IP_NRIDX, IP_BCODES, IP_BNZ, IP_BLEV,
- IP_DTAB, IP_NDTAB, IP_SPLIT, IP_NB, IP_FW, IP_FN, IP_FNW, IP_FNE, IP_EDGE) = range(34)
+ IP_DTAB, IP_NDTAB, IP_SPLIT, IP_NB, IP_EDGE) = range(30)
 IP_HEAD = 40
 #: A slot is one int64 word of ``ip`` (one load per event): padded position (bits 0-15), column (16-31),
 #: shift of the digit in the code plus one (32-39; 0: spread over a non-contiguous mask), digit bits (40-47),
@@ -993,28 +994,28 @@ IMAGE_MAX_H = 255
 U = np.uint64
 
 
-# The image decoder keeps every row's levels in a padded level image (``buf``: a zero border left, right and
-# on top), so a slot's neighbours are at fixed offsets ``-1, -PW, -PW - 1, -PW + 1`` of its position; a run's
-# digits are 0, so their levels are their base codes' levels, which ``buf`` starts with.  The flat stretch of
-# :func:`_flat_stretch` comes from bit masks instead of a scan: per image row ``y``, ``nzr[y]`` has bit ``x``
-# set where the level is not 0 (decoded or base), ``base_nz[bid, y]`` where the base code's level is not 0 and
-# ``ip[IP_SMASK + y]`` where column ``(y, x)`` has a slot.  A slot right of the run's start at ``x`` breaks
-# the stretch if an upper neighbour's level (previous row, decoded) or its left neighbour's base level is
-# not 0; the stretch is the number of slots from ``x`` up to the first such slot or the end of the row.
+# The image decoder keeps every row's levels in a padded level image (``buf``: a zero border left, right and on top), so
+# a slot's neighbours are at fixed offsets ``-1, -PW, -PW - 1, -PW + 1`` of its position; a run's digits are 0, so their
+# levels are their base codes' levels, which ``buf`` starts with.  The flat stretch of :func:`_flat_stretch` comes from
+# bit masks instead of a scan: per image row ``y``, ``nzr[y]`` has bit ``x`` set where the level is not 0 (decoded or
+# base), ``base_nz[bid, y]`` where the base code's level is not 0 and ``ip[IP_SMASK + y]`` where column ``(y, x)`` has a
+# slot.  A slot right of the run's start at ``x`` breaks the stretch if an upper neighbour's level (previous row,
+# decoded) or its left neighbour's base level is not 0; the stretch is the number of slots from ``x`` up to the first
+# such slot or the end of the row.
 #
 # Two rANS chains are decoded at a time, both states in registers, one event of each in turn
-# (:func:`_decode_image_two`): a chain's events are serial (rANS state, table lookup, level, next context),
-# and two chains overlap in the processor (four gain nothing more: too few registers).  A split row
-# (MODL version 2) is two chains by itself: its upper image rows read forwards from the row's start, its
-# lower ones (from image row ``split``, slot ``ip[IP_SPLIT]``) backwards from its end; the chains meet where
-# the row's bytes are used up.  They share the column codes, the level image and the masks: these have a
-# virtual row between the two parts holding the base's levels of row ``split - 1``, which the lower part's
-# first row sees above it (:func:`gedenb.coding._image_params` lays the rows out; the slot words name them),
-# so the loop keeps fewer pointers in registers and a row starts with one copy.  Rows of one chain are
-# decoded two rows at a time.  The event step is written twice (chain A, chain B: Numba counts references
-# around every call of a helper that takes arrays, which costs more than the step itself).  A corrupt chain never stops the loop
-# early (bytes outside the stream read as zeros, an overlong run is cut to its stretch): it is caught by
-# the final check, so the first bad row of a pair is the one reported.
+# (:func:`_decode_image_two`): a chain's events are serial (rANS state, table lookup, level, next context), and two
+# chains overlap in the processor (four gain nothing more: too few registers).  A split row (MODL version 2) is two
+# chains by itself: its upper image rows read forwards from the row's start, its lower ones (from image row ``split``,
+# slot ``ip[IP_SPLIT]``) backwards from its end; the chains meet where the row's bytes are used up.  They share the
+# column codes, the level image and the masks: these have a virtual row between the two parts holding the base's levels
+# of row ``split - 1``, which the lower part's first row sees above it (:func:`gedenb.coding._image_params` lays the
+# rows out; the slot words name them), so the loop keeps fewer pointers in registers and a row starts with one copy.
+# Rows of one chain are decoded two rows at a time.  The event step is written twice (chain A, chain B), inline: it was
+# measured slower as a helper when Numba still counted references to the helper's arrays (session 4), and has not been
+# measured as one since the kernels borrow their arrays.  A corrupt chain never stops the loop early (bytes outside the
+# stream read as zeros, an overlong run is cut to its stretch): it is caught by the final check, so the first bad row of
+# a pair is the one reported.
 
 
 @njit(inline="always")
@@ -1069,9 +1070,13 @@ def _image_begin(r, limit, stream, ids, ip, ridx, bc, bnz, blev, codes, buf, nzr
     return bid, start, end, x
 
 
-def _make_image_two(SPLIT):
-    """:func:`_decode_image_two` for split rows (``SPLIT``) or rows of one chain: chain B's direction is then
-    a compile-time constant (~10% faster than a run-time one)."""
+def _make_image_two(SPLIT, MULTS):
+    """:func:`_decode_image_two` for split rows (``SPLIT``) or rows of one chain, with context multipliers
+    ``MULTS`` (left, upper, upper-left, upper-right, as ``ip[IP_MW:IP_MNE + 1]``; ``None``: read from ``ip``).
+    Compile-time constants are faster: a run-time direction of chain B cost ~10%, run-time multipliers ~5%
+    (they take registers the loop needs)."""
+    GENERIC = MULTS is None
+    CONST = (0, 0, 0, 0) if GENERIC else tuple(int(m) for m in MULTS)
 
     @njit
     def _decode_image_two(rA, kA, rB, kB, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev, dtab, out_bits,
@@ -1126,7 +1131,12 @@ def _make_image_two(SPLIT):
         h = ip[IP_H]
         boA, boB = bidA * h, bidB * h  # the rows' base level masks
         pw = ip[IP_PW]
-        mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
+        if GENERIC:
+            mw, mn, mnw, mne = ip[IP_MW], ip[IP_MN], ip[IP_MNW], ip[IP_MNE]
+        else:
+            mw, mn, mnw, mne = CONST
+        # the neighbours a zero run's flat stretch looks at: those the contexts use (all bits set) or none
+        fw, fn, fnw, fne = zero - U(mw != 0), zero - U(mn != 0), zero - U(mnw != 0), zero - U(mne != 0)
         smo = ip[IP_SMASK]
         one = np.uint64(1)
         two = np.uint64(2)
@@ -1147,7 +1157,6 @@ def _make_image_two(SPLIT):
                     xx = np.uint64((sw >> SW_X) & 0xFF)
                     nzp = nzrA[U(y - 1)] if y > 0 else zero
                     sm = np.uint64(ip[U(smo + y)])
-                    fw, fn, fnw, fne = U(ip[IP_FW]), U(ip[IP_FN]), U(ip[IP_FNW]), U(ip[IP_FNE])
                     edge = U(ip[IP_EDGE])
                     above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
                                | ((bnz[U(boA + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
@@ -1214,7 +1223,6 @@ def _make_image_two(SPLIT):
                     xx = np.uint64((sw >> SW_X) & 0xFF)
                     nzp = nzrB[U(y - 1)] if y > 0 else zero
                     sm = np.uint64(ip[U(smo + y)])
-                    fw, fn, fnw, fne = U(ip[IP_FW]), U(ip[IP_FN]), U(ip[IP_FNW]), U(ip[IP_FNE])
                     edge = U(ip[IP_EDGE])
                     above = ((((nzp & fn) | ((nzp << one) & fnw) | ((nzp >> one) & fne)
                                | ((bnz[U(boB + y)] << one) & fw)) & sm) | edge) & ~((two << xx) - one)
@@ -1327,12 +1335,13 @@ def _image_output(k, codes, ip, mo, co, out_bits, out_float):
 IMAGE_BLOCK_ROWS = 16
 
 
-def _make_image_kernels(SPLIT, DIRECT):
+def _make_image_kernels(SPLIT, DIRECT, MULTS):
     """``(block, serial, parallel)`` image kernels for split rows (``SPLIT``) or pairs of one-chain rows,
     decoding split rows straight into the output (``DIRECT``: values are codes, plus offsets) or through a
-    code scratch.  Each combination is its own set of kernels, chosen in Python (:func:`image_kernels`), so
-    that a store compiles only the one it needs (each takes ~10 s to compile)."""
-    two = _make_image_two(SPLIT)
+    code scratch, with context multipliers ``MULTS``.  Each combination is its own set of kernels, chosen
+    in Python (:func:`image_kernels`), so that a store compiles only the one it needs (each takes ~10 s to
+    compile)."""
+    two = _make_image_two(SPLIT, MULTS)
 
     @njit(inline="always")
     def _row_words(ip):
@@ -1407,12 +1416,21 @@ def _make_image_kernels(SPLIT, DIRECT):
     return _decode_image_block, _decode_image_rows_serial, _decode_image_rows_parallel
 
 
-_IMAGE_KERNELS = {(split, direct): _make_image_kernels(split, direct)
-                  for split, direct in ((True, True), (True, False), (False, False))}
+_IMAGE_KERNELS: dict = {}
+_IMAGE_KERNELS_LOCK = threading.Lock()
 
 
 def image_kernels(ip, direct):
     """``(block, serial, parallel)`` kernels for the image store of parameters ``ip`` (``direct``: its output
-    values are codes, plus offsets)."""
+    values are codes, plus offsets), made the first time a store needs them.  Split rows decoded into the
+    output, the fastest case for a single row, have their context multipliers compiled in (the zero-run
+    schemes have two sets: 4 or 2 neighbours); others read them from ``ip`` (fewer kernels to compile)."""
     split = bool(ip[IP_SPLIT] >= 0)
-    return _IMAGE_KERNELS[(split, bool(direct) and split)]
+    direct = bool(direct) and split
+    key = (split, direct, tuple(int(v) for v in ip[IP_MW:IP_MNE + 1]) if direct else None)
+    kernels = _IMAGE_KERNELS.get(key)
+    if kernels is None:
+        with _IMAGE_KERNELS_LOCK:
+            kernels = _IMAGE_KERNELS.get(key) or _make_image_kernels(*key)
+            _IMAGE_KERNELS[key] = kernels
+    return kernels
