@@ -72,10 +72,11 @@ def borrowed(typingctx, arr):
     often cannot in functions with loops and many exits.  For a decoder that
     takes a dozen arrays per row this was ~0.4 us of a ~3.6 us one-row MNIST
     read (``scripts/entropy_read_profile.py``).  A borrowed array's count
-    operations see no owner and do nothing.  Only for arrays that the caller
-    keeps alive for the whole time the borrowed one is used (the arguments
-    of the kernel that borrows them, arrays it allocated itself); never
-    return one or store it.
+    operations see no owner and do nothing.  Only for arrays that a caller
+    keeps alive for the whole time the borrowed one is used: the arguments
+    of the function that borrows them.  Never borrow an array the same
+    function allocated (Numba may free it after its last named use, while
+    the borrowed one is still read); never return one or store it.
     """
     if not isinstance(arr, types.Array):
         return None

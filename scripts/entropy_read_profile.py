@@ -3,7 +3,7 @@
 Prints, for one process:
 
 * the call overhead of a Numba kernel that does nothing, by number of array
-  arguments (the image decoder takes 11);
+  arguments (the image decoder takes 6 arrays and 2 scalars);
 * ``Reader.read_rows`` of one row of MNIST class 3 (``tau=10``, 28 x 28 image
   model), averaged over 64 distinct random rows;
 * the image kernels alone on one thread, 1,024 random rows of that store:
@@ -40,7 +40,7 @@ def best(f, number):
 
 def dispatch_overheads():
     arrays = [np.zeros(10, dtype=np.int64) for _ in range(15)]
-    for k in (1, 4, 7, 11, 15):
+    for k in (1, 4, 6, 11, 15):
         ns = {}
         exec(f"def f({', '.join(f'a{i}' for i in range(k))}):\n    return 0", ns)
         f = njit(ns["f"])
