@@ -17,12 +17,14 @@ import os
 # user set wins; it must be set before the OpenMP runtime loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import hashlib  # noqa: E402
 import importlib.util  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
 
 import numba  # noqa: E402
 from numba.core import cgutils, types  # noqa: E402
+from numba.core.caching import FunctionCache  # noqa: E402
 from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 from numba.np.arrayobj import make_array  # noqa: E402
@@ -49,17 +51,46 @@ JIT_OPTIONS = dict(nogil=True, cache=_CACHE, fastmath=False, error_model="numpy"
 prange = numba.prange
 
 
-def njit(func=None, **overrides):
-    """``numba.njit`` with the package's options (serial kernels)."""
+class _VariantCache(FunctionCache):
+    """Numba's on-disk cache for a kernel that a factory makes, its entries keyed by ``variant``.
+
+    Numba keys a closure's entries by the pickled contents of its cells.  A
+    cell that holds another kernel (a dispatcher) pickles with an id drawn
+    afresh in every process, so such a closure never found its entry again:
+    each process compiled it anew and added a file to the cache.  ``variant``
+    (a tuple of bools, ints and tuples) must name everything the factory's
+    arguments select; the bytecode and the source file's time stamp are
+    checked as Numba checks them.
+    """
+
+    def __init__(self, py_func, variant):
+        self._variant = repr(variant).encode()
+        super().__init__(py_func)
+
+    def _index_key(self, sig, codegen):
+        code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+        return sig, codegen.magic_tuple(), (code, hashlib.sha256(self._variant).hexdigest())
+
+
+def njit(func=None, variant=None, **overrides):
+    """``numba.njit`` with the package's options (serial kernels).
+
+    ``variant``: for a kernel made by a factory (a closure), a tuple of the
+    factory's arguments that names the kernel in the on-disk cache
+    (``GEDENB_NUMBA_CACHE=1``; :class:`_VariantCache`).
+    """
     opts = {**JIT_OPTIONS, **overrides}
     if func is None:
-        return lambda f: numba.njit(**opts)(f)
-    return numba.njit(**opts)(func)
+        return lambda f: njit(f, variant, **overrides)
+    kernel = numba.njit(**opts)(func)
+    if variant is not None and opts["cache"]:
+        kernel._cache = _VariantCache(kernel.py_func, variant)
+    return kernel
 
 
-def pnjit(func=None, **overrides):
+def pnjit(func=None, variant=None, **overrides):
     """``numba.njit(parallel=True)`` with the package's options."""
-    return njit(func, parallel=True, **overrides)
+    return njit(func, variant, parallel=True, **overrides)
 
 
 @intrinsic

@@ -1078,7 +1078,7 @@ def _make_image_two(SPLIT, MULTS):
     GENERIC = MULTS is None
     CONST = (0, 0, 0, 0) if GENERIC else tuple(int(m) for m in MULTS)
 
-    @njit
+    @njit(variant=(SPLIT, None if GENERIC else CONST))
     def _decode_image_two(rA, kA, rB, kB, limit, mo, co, stream, ids, ip, ridx, bc, bnz, blev, dtab, out_bits,
                           out_float, codesA, bufA, nzrA, codesB, bufB, nzrB):
         """Two rANS chains at a time (see :func:`gedenb.coding._image_params` for the stores this decoder applies
@@ -1342,8 +1342,9 @@ def _make_image_kernels(SPLIT, DIRECT, MULTS):
     in Python (:func:`image_kernels`), so that a store compiles only the one it needs (each takes ~10 s to
     compile)."""
     two = _make_image_two(SPLIT, MULTS)
+    variant = (SPLIT, DIRECT, MULTS)  # names these kernels in the on-disk cache (their cells hold kernels)
 
-    @njit(inline="always")
+    @njit(inline="always", variant=variant)
     def _row_words(ip):
         """Words of a row's scratch: codes (``d``, none when decoding into the output), level masks (``h``),
         padded level image; returns ``d, h, w``."""
@@ -1351,13 +1352,13 @@ def _make_image_kernels(SPLIT, DIRECT, MULTS):
         h = ip[IP_H]
         return d, h, d + h + ip[IP_NBUF] // 8
 
-    @njit(inline="always")
+    @njit(inline="always", variant=variant)
     def _scratch(ip, k):
         """Scratch of a block of ``k`` rows: one row's, or a pair's (rows of one chain, two at a time)."""
         w = _row_words(ip)[2]
         return np.empty(w if (k == 1 or SPLIT) else 2 * w, dtype=np.uint64)
 
-    @njit
+    @njit(variant=variant)
     def _decode_image_block(rows, k0, k1, stream_, ids_, ip_, limit, codes_only, out_bits_, out_float_, scratch_):
         """Rows ``rows[k0:k1]`` into ``out`` (codes with ``codes_only``): split rows one at a time, others two
         at a time; the position of the first bad (out of range, corrupt) row, or -1.  ``scratch_``: at least
@@ -1390,7 +1391,7 @@ def _make_image_kernels(SPLIT, DIRECT, MULTS):
             k += 1 if SPLIT else 2
         return -1
 
-    @njit
+    @njit(variant=variant)
     def _decode_image_rows_serial(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
         """Rows ``rows`` of an image store into ``out`` on one thread; rows ``-limit <= r < limit``; the
         position of the first bad row, or -1."""
@@ -1398,7 +1399,7 @@ def _make_image_kernels(SPLIT, DIRECT, MULTS):
         return _decode_image_block(rows, 0, rows.shape[0], stream, ids, ip, limit, codes_only, out_bits, out_float,
                                    scratch)
 
-    @pnjit
+    @pnjit(variant=variant)
     def _decode_image_rows_parallel(rows, stream, ids, ip, limit, codes_only, out_bits, out_float):
         n = rows.shape[0]
         nblocks = (n + IMAGE_BLOCK_ROWS - 1) // IMAGE_BLOCK_ROWS

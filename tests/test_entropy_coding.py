@@ -2,11 +2,13 @@
 
 The fuzz runs in a child process (``python tests/test_entropy_coding.py
 fuzz FILE SEED N``) so that a crash would show up as a failed exit code
-instead of killing pytest.
+instead of killing pytest; so do reads with Numba's on-disk cache
+(``... cached X.npy FILE...``), which need fresh processes.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -359,6 +361,52 @@ def test_image_decoder_kernels_agree(rng):
             for rows_ in (np.array([bad]), np.array([0, bad, 1]), np.r_[np.arange(40), bad]):
                 out, a = args(rows_)
                 assert serial(rows_.astype(np.int64), *a) == int(np.flatnonzero(rows_ == bad)[0])
+
+
+def test_cached_kernels_keep_their_context_multipliers(rng, tmp_path):
+    """Split-row kernels have the context multipliers compiled in (one kernel set per set of multipliers).
+    With Numba's on-disk cache (``GEDENB_NUMBA_CACHE=1``) a later process loads them from disk: each store
+    must still get the kernels of its own multipliers.  Two stores (zero-run schemes with 4 and with 2
+    neighbours) are read in one process, which compiles and writes the cache, then in the other order in a
+    second process, which must load every image kernel from the cache and decode both exactly."""
+    X = _images(rng, n=300).reshape(300, -1)
+    paths, mults = [], set()
+    for scheme in _coding.RUN_SCHEMES:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+            c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
+        assert c.coded.model.scheme == scheme and c.coded.ip[_r.IP_SPLIT] >= 0
+        mults.add(tuple(int(m) for m in c.coded.ip[_r.IP_MW:_r.IP_MNE + 1]))
+        paths.append(tmp_path / f"s{scheme}.gede")
+        gedenb.save(c, paths[-1])
+    assert len(mults) == 2
+    np.save(tmp_path / "X.npy", X)
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "GEDENB_NUMBA_CACHE": "1", "NUMBA_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(THIS.parent.parent), os.environ.get("PYTHONPATH", "")])}
+
+    def kernels_on_disk():
+        return sorted(p.name for p in cache.rglob("*image*.nbc"))
+
+    seen = []
+    for order in (paths, paths[::-1]):
+        proc = subprocess.run([sys.executable, str(THIS), "cached", str(tmp_path / "X.npy"), *map(str, order)],
+                              capture_output=True, text=True, timeout=1200, env=env)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "cached ok" in proc.stdout
+        seen.append(kernels_on_disk())
+    assert len([k for k in seen[0] if "_decode_image_two" in k]) >= 2  # one per set of multipliers
+    assert seen[1] == seen[0]  # the second process compiled nothing new: it loaded every kernel
+
+
+def _cached(npy: str, *paths: str) -> None:
+    X = np.load(npy)
+    for path in paths:
+        with gedenb.open(path) as r:
+            for i in range(len(X)):
+                assert r.read_rows(np.array([i], dtype=np.int64)).tobytes() == X[[i]].tobytes(), (path, i)
+            assert r.read_rows(slice(None)).tobytes() == X.tobytes(), path
+    print("cached ok")
 
 
 @pytest.mark.parametrize("shape", [(20, 18, 1), (20, 18, 3), (6, 70, 1), (4, 40, 1)])
@@ -826,6 +874,8 @@ def _fuzz(path: str, seed: int, n: int) -> None:
 if __name__ == "__main__":  # child processes of the tests above
     if sys.argv[1] == "fuzz":
         _fuzz(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "cached":
+        _cached(*sys.argv[2:])
 
 
 def test_image_models_of_another_precision_still_read(rng, tmp_path, monkeypatch):
