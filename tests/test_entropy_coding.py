@@ -383,7 +383,7 @@ def test_cached_kernels_keep_their_context_multipliers(rng, tmp_path):
     np.save(tmp_path / "X.npy", X)
     cache = tmp_path / "numba-cache"
     env = {**os.environ, "GEDENB_NUMBA_CACHE": "1", "NUMBA_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join([str(THIS.parent.parent), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join(p for p in (str(THIS.parent.parent), os.environ.get("PYTHONPATH")) if p)}
 
     def kernels_on_disk():
         return sorted(p.name for p in cache.rglob("*image*.nbc"))
