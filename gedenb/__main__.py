@@ -1,4 +1,4 @@
-"""Command line: ``python -m gedenb {quickstart,compress,info,decompress}``."""
+"""Command line: ``gedenb COMMAND`` (or ``python -m gedenb COMMAND``); :func:`build_parser` lists the commands."""
 
 from __future__ import annotations
 
@@ -10,10 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compress, save, size_breakdown
+from . import __version__, compress, save, size_breakdown
 from . import open as open_store
+from ._optional import EXTRAS, MissingDependency, needs
 from .encode import KIND_NAMES
 from .errors import FormatError
+
+DESCRIPTION = """\
+EntroGeDe (entropy-based Generalized Deduplication): compress numeric tables
+and images losslessly into randomly accessible .gede files, read rows back,
+and learn on the condensed samples; reproduce the experiments of the
+dreaMLearning paper (Zhao, Karras, Hurst, Lucani, arXiv 2506.22190)."""
+
+EPILOG = """\
+examples:
+  %(prog)s quickstart
+  %(prog)s compress table.csv.gz table.gede --beta 12 --tau 10
+  %(prog)s reproduce table1 --fraction 0.01 --batch-size 64 --seed 0,1,2,3,4
+
+'%(prog)s COMMAND --help' shows a command's options."""
 
 
 def _load_table(path: Path) -> np.ndarray:
@@ -175,12 +190,18 @@ def cmd_reproduce(args) -> int:
     import tempfile
 
     from .experiments import EXPERIMENTS
+    from .experiments.table import no_figure_reason
 
     fn = EXPERIMENTS[args.name]
+    options = {k: v for k, v in vars(args).items() if k in fn.cli.options}
+    figure = not args.no_figure and fn.cli.draws_figure
+    if figure and (reason := no_figure_reason()) is not None:
+        print(f"warning: {reason}; printing the table without it", file=sys.stderr)
+        figure = False
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        table = fn(out_dir=tmp, quick=args.quick, figure=not args.no_figure, **args.extra)
+        table = fn(out_dir=tmp, quick=args.quick, figure=figure, **options)
     print(table.to_markdown())
     if table.figure is not None:
         png = out / f"{args.name}.png"
@@ -189,9 +210,30 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gedenb", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _versions() -> str:
+    import numba
+
+    return f"gedenb {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__}, Numba {numba.__version__})"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Description and epilog as written; command names beside their summaries.
+
+    argparse reckons the help column without the extra indent of the
+    sub-command names, so names as long as ``decompress`` would push their
+    summary onto the next line.
+    """
+
+    def add_argument(self, action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length += self._indent_increment
+
+
+def build_parser(prog: str = "gedenb") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=_versions())
+    sub = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     q = sub.add_parser("quickstart", help="compress California Housing and learn on its condensed samples")
     q.add_argument("--beta", type=int, default=12, help="clustering bits (default 12)")
@@ -228,47 +270,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("output")
     s.set_defaults(func=cmd_condensed)
 
-    r = sub.add_parser("reproduce", help="run one of the paper's experiments and print its table")
-    from .experiments import EXPERIMENTS
-
-    r.add_argument("name", choices=sorted(EXPERIMENTS))
-    r.add_argument("--out", default="reproduce-output", help="folder for figures (default ./reproduce-output)")
-    r.add_argument("--quick", action="store_true", help="a small smoke run, not the paper's setting")
-    r.add_argument("--no-figure", action="store_true", help="print the table only")
-    r.set_defaults(func=cmd_reproduce)
+    _add_reproduce(sub)
     return p
 
 
-def _extra_kwargs(rest: list) -> dict:
-    """``--key value`` pairs after ``reproduce NAME`` become keyword arguments."""
-    out, i = {}, 0
-    while i < len(rest):
-        key = rest[i]
-        if not key.startswith("--") or i + 1 >= len(rest):
-            raise SystemExit(f"error: expected --option value pairs, got {rest[i:]}")
-        val = rest[i + 1]
-        for conv in (int, float):
-            try:
-                val = conv(val)
-                break
-            except ValueError:
-                pass
-        out[key[2:].replace("-", "_")] = val
-        i += 2
-    return out
+def _add_reproduce(sub) -> None:
+    """``reproduce NAME``: one sub-parser per experiment, with the options its function declares."""
+    from .experiments import EXPERIMENTS
+    from .experiments.options import add_arguments
+
+    r = sub.add_parser("reproduce", help="run one of the paper's experiments and print its table",
+                       formatter_class=_Formatter,
+                       description="Run one of the paper's experiments, print its table and save its figure.",
+                       epilog="'%(prog)s NAME --help' shows an experiment's options.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="reproduce-output", metavar="DIR",
+                        help="folder for the figure and temporary files (default: ./reproduce-output)")
+    common.add_argument("--quick", action="store_true",
+                        help="a small smoke run, not the paper's setting (may override other options)")
+    common.add_argument("--no-figure", action="store_true", help="print the table only")
+    names = r.add_subparsers(dest="name", required=True, title="experiments", metavar="NAME")
+    for name, fn in EXPERIMENTS.items():
+        e = names.add_parser(name, help=fn.cli.summary, description=fn.cli.summary, parents=[common],
+                             epilog=f"Python: gedenb.experiments.{fn.__name__}() (its docstring explains the table).")
+        add_arguments(e, fn)
+    r.set_defaults(func=cmd_reproduce)
+
+
+def _import_error(exc: ImportError, command: str) -> str | None:
+    """The one-line message for an optional dependency that is missing, or None for any other ImportError."""
+    if isinstance(exc, MissingDependency):
+        return str(exc)
+    top = (exc.name or "").partition(".")[0]
+    return needs(f"gedenb {command}", top) if top in EXTRAS else None
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "reproduce":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.extra = _extra_kwargs(rest) if args.command == "reproduce" else {}
+    prog = "python -m gedenb" if Path(sys.argv[0]).name == "__main__.py" else "gedenb"
+    args = build_parser(prog).parse_args(argv)
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly like other tools
         sys.stderr.close()
         return 0
+    except ImportError as e:
+        message = _import_error(e, args.command)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except (FormatError, ValueError, TypeError, KeyError, FileNotFoundError, IsADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

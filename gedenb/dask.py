@@ -38,9 +38,14 @@ import threading
 import time
 from typing import NamedTuple
 
-import dask
 import numpy as np
-from dask.delayed import delayed
+
+from ._optional import require
+
+require("gedenb.dask", "dask")
+
+import dask  # noqa: E402
+from dask.delayed import delayed  # noqa: E402
 
 from . import bits as _bits
 from . import sharded as _sh

@@ -5,17 +5,22 @@ be well formed.  The acceptance bar of learning on compressed tables is
 checked on California Housing for one split seed with the closed form.
 """
 
+import argparse
+import inspect
 import math
 import os
+import sys
 
 import matplotlib
 import numpy as np
 import pytest
 
 import gedenb
+from gedenb._optional import MissingDependency, OptionalDependencyWarning
 from gedenb.datasets import california_housing
 from gedenb.experiments import EXPERIMENTS, ResultTable
 from gedenb.experiments.logistic import cluster_shares, load_logistic
+from gedenb.experiments.options import COMMON, Option, add_arguments, experiment
 from gedenb.experiments.regression import (
     ACCEPT_BETA,
     compress_variant,
@@ -70,6 +75,59 @@ def test_quick_run_returns_a_well_formed_table_and_figure(name, tmp_path):
 
 def test_quick_run_without_figure_draws_none(tmp_path):
     assert EXPERIMENTS["fig9"](out_dir=tmp_path, quick=True).figure is None
+
+
+def test_missing_matplotlib_returns_the_table_without_a_figure(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    with pytest.warns(OptionalDependencyWarning, match=r'matplotlib: pip install "gedenb\[notebooks\]"'):
+        table = EXPERIMENTS["fig3"](out_dir=tmp_path, quick=True, figure=True)
+    assert table.figure is None and len(table.rows) == 3 and table.to_markdown()
+
+
+def test_table1_without_torch_fails_at_once_naming_the_extra(monkeypatch, tmp_path):
+    for name in ("torch", "torchvision"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependency, match=r'^table1 needs PyTorch, torchvision: pip install "gedenb\[torch\]"$'):
+        EXPERIMENTS["table1"](out_dir=tmp_path, quick=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+#: Parameters no command-line option sets (a dict of solver keywords).
+PYTHON_ONLY = {"solver_kw"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_parameter_of_an_experiment_is_an_option(name):
+    fn = EXPERIMENTS[name]
+    params = set(inspect.signature(fn).parameters)
+    assert set(COMMON) <= params
+    assert set(fn.cli.options) == params - set(COMMON) - PYTHON_ONLY
+    for opt, default in fn.cli.options.values():
+        assert opt.help and callable(opt.type)
+        assert opt.choices is None or all(v in opt.choices for v in (default if opt.many else (default,))
+                                          if v is not None)
+
+
+def test_options_take_their_type_and_default_from_the_signature():
+    @experiment("toy", n=Option("count"), xs=Option("values"), seed=Option("seeds", many=True),
+                on=Option("switch"), off=Option("switch"), root=Option("folder", type=str),
+                kind=Option("kind", choices=("a", "b")))
+    def toy(*, n=3, xs=(0.5, 1.0), seed=0, on=True, off=False, root=None, kind="a", out_dir=None, quick=False,
+            figure=False):
+        pass
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, toy)
+    assert vars(parser.parse_args([])) == {}
+    got = parser.parse_args(["--n", "4", "--xs", "1,2.5", "--seed", "7", "--on", "0", "--off", "Yes", "--root", "r",
+                             "--kind", "b"])
+    assert vars(got) == {"n": 4, "xs": (1.0, 2.5), "seed": (7,), "on": False, "off": True, "root": "r", "kind": "b"}
+    with pytest.raises(TypeError, match="needs a default, and a type"):
+        experiment("bad", root=Option("folder"))(toy)
+    with pytest.raises(TypeError, match="no parameter"):
+        experiment("bad", nope=Option("?"))(toy)
+    with pytest.raises(TypeError, match="no parameter"):
+        experiment("bad", quick=Option("?"))(toy)
 
 
 def test_cli_reproduce_prints_the_table_and_saves_the_figure(tmp_path, capsys):

@@ -2,9 +2,13 @@
 
 Each experiment is a function ``fn(*, out_dir=None, quick=False, figure=False, **kw)``
 returning a :class:`ResultTable` (with a matplotlib figure when
-``figure=True``); ``out_dir`` is where it may write files, ``quick`` shrinks
-it to a smoke run.  The CLI ``python -m gedenb reproduce NAME`` prints the
-table and saves the figure.  Registry: :data:`EXPERIMENTS`.
+``figure=True`` and matplotlib is installed; without it the experiment warns
+and returns the table alone); ``out_dir`` is where it may write files,
+``quick`` shrinks it to a smoke run.  The CLI ``python -m gedenb reproduce
+NAME`` prints the table and saves the figure; the options it offers for
+``**kw`` are declared beside each function with
+:func:`gedenb.experiments.options.experiment` (``reproduce NAME --help``
+lists them).  Registry: :data:`EXPERIMENTS`.
 """
 
 from __future__ import annotations

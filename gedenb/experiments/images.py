@@ -7,14 +7,34 @@ import time
 
 import numpy as np
 
-from .table import ResultTable
+from .._optional import require
+from ..datasets import cifar10_jpeg, fashion_mnist, mnist
+from ..transforms import TRANSFORMS
+from .options import ROOT, Option, check_choices, experiment
+from .table import ResultTable, pyplot
 
 DEFAULT_METHODS = ("random_static", "rs2", "dreamlearning")
+#: The data sets of :func:`image_storage`, by name.
+IMAGE_SETS = {"mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10-jpeg": cifar10_jpeg}
 PAPER_TABLE1 = {  # MNIST, 10% subset, LeNet5, 100 epochs (paper Table 1)
     "full": 99.3, "random": 99.2, "dreamlearning": 99.1,
 }
 
 
+@experiment("Table 1: LeNet5 on MNIST / Fashion-MNIST, one row per training method (needs gedenb[torch])",
+            dataset=Option("mnist or fashion-mnist"), fraction=Option("share of the training images each epoch"),
+            epochs=Option("training epochs"),
+            methods=Option("training methods, comma-separated: full, random_static, rs2, dreamlearning, or a "
+                           "coreset baseline (gradmatch, glister, dq, tdds)"),
+            seed=Option("one seed or several, comma-separated: each method runs once per seed", many=True),
+            transform=Option("transform of the dreamlearning store", choices=tuple(TRANSFORMS)),
+            batch_size=Option("mini-batch size"), lr=Option("SGD learning rate"),
+            progress=Option("progress bars (1) or none (0)"),
+            device=Option("torch device, e.g. cpu or cuda (default: cuda when available)", type=str), root=ROOT,
+            full_epochs=Option("epochs of the full-data run (default: --epochs)", type=int),
+            select_every=Option("gradmatch/glister reselect every this many epochs"),
+            tdds_epochs=Option("full-data epochs whose training dynamics tdds scores"),
+            dq_epochs=Option("epochs of dq's feature extractor on the full data"))
 def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, methods=DEFAULT_METHODS,
            seed=0, transform: str = "identity", batch_size: int = 128, lr: float = 0.05, out_dir=None,
            quick: bool = False, figure: bool = False, progress: bool = True, device=None,
@@ -49,15 +69,18 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     data the selections decoded.  A one-epoch warm-up on 256 images runs
     first so that torch's one-time allocations are charged to no method.
     """
+    require("table1", "torch", "torchvision", *(("tqdm",) if progress else ()))
+    plt = pyplot(figure)
     import torch
 
     import gedenb
     from gedenb.images import compress_images
-    from gedenb.torch import ArraySource, LeNet5, TrainConfig, torchvision_source, train
+    from gedenb.torch import METHODS, ArraySource, LeNet5, TrainConfig, torchvision_source, train
     from gedenb.torch.coresets import CoresetInfeasible
 
     if isinstance(methods, str):
         methods = tuple(m.strip() for m in methods.split(",") if m.strip())
+    check_choices("methods", methods, METHODS)
     seeds = _seeds(seed)
     # torchvision's own dataset classes read the data (the baselines train on exactly these arrays)
     tv_train, tv_test = torchvision_source(dataset, True, root), torchvision_source(dataset, False, root)
@@ -131,9 +154,7 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     if per_seed:
         notes += " Accuracy per seed: " + "; ".join(per_seed) + "."
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for m, r in results.items():
             ax.plot([h["epoch"] for h in r.history], [h["train_loss"] for h in r.history], label=m)
@@ -160,6 +181,10 @@ def _seeds(seed) -> list:
     return seeds
 
 
+@experiment("Image stores: bytes on disk per data set and transform, class-wise (Sec. 5 and Appendix)",
+            draws_figure=False, datasets=Option("training sets, comma-separated", choices=tuple(IMAGE_SETS)),
+            transforms=Option("image transforms, comma-separated", choices=tuple(TRANSFORMS)),
+            tau=Option("plateau threshold of the base search"), root=ROOT)
 def image_storage(datasets=("mnist", "fashion-mnist", "cifar10-jpeg"), transforms=("identity", "dct", "dct_lossless"),
                   tau: int = 10, out_dir=None, quick: bool = False, figure: bool = False, root=None) -> ResultTable:
     """Class-wise image stores per data set and transform: bytes on disk / raw bytes.
@@ -174,19 +199,20 @@ def image_storage(datasets=("mnist", "fashion-mnist", "cifar10-jpeg"), transform
     import tempfile
 
     import gedenb
-    from gedenb.datasets import cifar10_jpeg, fashion_mnist, mnist
     from gedenb.images import compress_images, decompress_images
 
     if isinstance(datasets, str):
         datasets = tuple(d.strip() for d in datasets.split(",") if d.strip())
     if isinstance(transforms, str):
         transforms = tuple(t.strip() for t in transforms.split(",") if t.strip())
-    loaders = {"mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10-jpeg": cifar10_jpeg}
+    check_choices("datasets", datasets, IMAGE_SETS)
+    if "cifar10-jpeg" in datasets:
+        require("image_storage of cifar10-jpeg", "PIL")
     paper = {"mnist": "58", "cifar10-jpeg": "80 (real CIFAR-10, DCT)"}
     rows = []
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         for name in datasets:
-            x, y = loaders[name](train=True, root=root)
+            x, y = IMAGE_SETS[name](train=True, root=root)
             if quick:
                 x, y = x[:2000], y[:2000]
             for t in transforms:

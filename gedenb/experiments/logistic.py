@@ -41,8 +41,9 @@ from .. import condensed
 from ..datasets import credit_default, ijcnn1
 from ..encode import encode_columns
 from ..solvers import accuracy, logistic_regression
+from .options import ROOT, Option, experiment
 from .regression import SEEDS, _mean_std, _tempdir, compress_variant, split, storage_percent
-from .table import ResultTable
+from .table import ResultTable, pyplot
 
 __all__ = ["CREDIT_BETAS", "IJCNN1_BETAS", "cluster_shares", "fig11", "load_logistic", "log_loss"]
 
@@ -164,6 +165,10 @@ def _run(name, betas, seeds, kw, tmp, root, max_train=None):
     return full, acc
 
 
+@experiment("Fig. 11: logistic regression on condensed samples (Credit Default, IJCNN1)",
+            seeds=Option("80/20 split seeds of Credit Default, comma-separated (IJCNN1 has its own split)"),
+            credit_betas=Option("clustering bits on Credit Default, comma-separated"),
+            ijcnn1_betas=Option("clustering bits on IJCNN1, comma-separated"), root=ROOT)
 def fig11(*, seeds=SEEDS, credit_betas=CREDIT_BETAS, ijcnn1_betas=IJCNN1_BETAS, solver_kw=None, root=None,
           out_dir=None, quick: bool = False, figure: bool = False) -> ResultTable:
     """Test accuracy and storage relative to full-data training vs fraction of condensed samples.
@@ -175,6 +180,7 @@ def fig11(*, seeds=SEEDS, credit_betas=CREDIT_BETAS, ijcnn1_betas=IJCNN1_BETAS, 
     to the raw training table (8-byte values).  ``quick``: one seed, two
     betas, at most 300 GD steps, 5,000 random IJCNN1 training rows.
     """
+    plt = pyplot(figure)
     kw = dict(SOLVER_KW if not quick else QUICK_SOLVER_KW)
     kw.update(solver_kw or {})
     if quick:
@@ -215,9 +221,7 @@ def fig11(*, seeds=SEEDS, credit_betas=CREDIT_BETAS, ijcnn1_betas=IJCNN1_BETAS, 
              f"{'; '.join(absolute)}. 'converged': GD fits that met tol (3 per seed and beta). "
              f"Storage: % of the raw 8-byte training table. Paper (App. D): {paper}.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, (name, (betas, full, acc)) in zip(axes, runs.items()):
             fr = [np.mean(acc[b]["frac"]) for b in betas]

@@ -49,6 +49,7 @@ from .. import compress, condensed, eq1_bits, save
 from ..datasets import california_housing
 from ..sizes import eq1, params_bits
 from ..solvers import (
+    SOLVERS,
     LinearModel,
     _check_xyw,
     _standardise,
@@ -59,7 +60,8 @@ from ..solvers import (
     mse,
     sgd,
 )
-from .table import ResultTable
+from .options import Option, experiment
+from .table import ResultTable, pyplot
 
 __all__ = [
     "ACCEPT_BETA",
@@ -99,6 +101,10 @@ QUICK_BETAS = (10, 12)
 
 #: Numbers the paper states in its text (Sec. 5 and Appendix C.1).
 PAPER_FIG5B = {"m": 92, "fraction %": 0.6, "MSE vs full %": 4.0, "storage %": 44.0}
+
+#: Options the California Housing sweeps share.
+BETAS = Option("clustering bits of the beta sweep, comma-separated")
+SPLIT_SEEDS = Option("80/20 split seeds, comma-separated; the table gives means over them")
 
 
 # --------------------------------------------------------------------------
@@ -234,6 +240,9 @@ def _tempdir(out_dir):
 # --------------------------------------------------------------------------
 # Fig. 3: GD vs mini-batch SGD vs GD on condensed samples
 # --------------------------------------------------------------------------
+@experiment("Fig. 3: GD on the full data vs mini-batch SGD vs GD on condensed samples (California Housing)",
+            seed=Option("80/20 split seed (and SGD's)"), beta=Option("clustering bits (feature columns only)"),
+            lr=Option("learning rate of all three runs"), steps=Option("steps of each run"))
 def fig3(*, seed: int = 0, beta: int = ACCEPT_BETA, lr: float = 0.01, steps: int = 20_000,
          out_dir=None, quick: bool = False, figure: bool = False) -> ResultTable:
     """Training loss (on the full training split) against step.
@@ -248,6 +257,7 @@ def fig3(*, seed: int = 0, beta: int = ACCEPT_BETA, lr: float = 0.01, steps: int
     split, so the curves share one scale; ``J*`` is its minimum (closed
     form).  ``quick`` runs 1,000 steps.
     """
+    plt = pyplot(figure)
     if quick:
         steps = 1000
     data = california_housing().data
@@ -295,9 +305,7 @@ def fig3(*, seed: int = 0, beta: int = ACCEPT_BETA, lr: float = 0.01, steps: int
              f"little above J* (final gap); SGD keeps oscillating (last-10% range). Paper Fig. 3a: a figure only, "
              f"no numbers.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for name, (per_step, curve, _, _) in runs.items():
             gap = np.maximum((curve - j_star) / j_star, 1e-12)
@@ -368,6 +376,9 @@ _LABELS = {"features": "clustering on feature bits (ours)",
            "low": "low-entropy feature bits"}
 
 
+@experiment("Fig. 5a: test MSE and storage vs fraction of condensed samples (California Housing)",
+            betas=BETAS, seeds=SPLIT_SEEDS, clusterings=Option("clustering variants", choices=CLUSTERINGS),
+            solver=Option("linear-regression solver", choices=tuple(SOLVERS)))
 def fig5a(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, clusterings=("features", "all"), solver="closed_form",
           solver_kw=None, out_dir=None, quick: bool = False, figure: bool = False) -> ResultTable:
     """Test MSE and storage against the fraction of condensed samples.
@@ -379,6 +390,7 @@ def fig5a(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, clusterings=("features", "all"
     checks this); pass ``solver="gd"`` for GD.  Storage: Eq. 1 and bytes on
     disk as % of the raw float64 training table.
     """
+    plt = pyplot(figure)
     if quick:
         betas, seeds = QUICK_BETAS, QUICK_SEEDS
     solver_kw = dict(solver_kw or {})
@@ -401,9 +413,7 @@ def fig5a(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, clusterings=("features", "all"
              f"the full-data row is the raw table itself. Paper (Sec. 5): at 5% of the training rows the MSE is "
              f"'comparable to the full dataset' with storage 'less than 50%'; the curve itself is a figure only.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         _fraction_plot(axes[0], res, clusterings, betas, "mse", _LABELS)
         axes[0].axhline(fm, color="k", ls="--", label="full data")
@@ -428,6 +438,9 @@ def fig5a(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, clusterings=("features", "all"
 # --------------------------------------------------------------------------
 # Fig. 5b: training time vs MSE (GD, lr 0.001, until convergence)
 # --------------------------------------------------------------------------
+@experiment("Fig. 5b: GD training time vs test MSE, full data vs condensed samples (California Housing)",
+            betas=BETAS, seeds=SPLIT_SEEDS, lrs=Option("GD learning rates, comma-separated"),
+            tol=Option("GD stops at this relative loss change"), max_iter=Option("GD step limit"))
 def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10, max_iter: int = 1_000_000,
           out_dir=None, quick: bool = False, figure: bool = False) -> ResultTable:
     """Training time against test MSE: GD on the full split vs on condensed samples.
@@ -442,6 +455,7 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
     disk <= 45% of raw) is checked per row on the seed means.
     ``quick``: one seed, two betas, lr 0.1 only.
     """
+    plt = pyplot(figure)
     if quick:
         betas, seeds, lrs = QUICK_BETAS, QUICK_SEEDS, (0.1,)
     _warm_up()
@@ -489,7 +503,8 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
                      round(mean["iter"]), f"{int(np.sum(a['conv']))}/{len(a['conv'])}",
                      round(mean["t"], 4), round(mean["tc"], 3), round(mean["mse"], 4),
                      round(_mean_std(a["rel"])[0], 2), round(_mean_std(a["rel"])[1], 2),
-                     round(float(np.max(a["rel"])), 2), round(mean["cfrel"], 2), round(mean["eq1"], 2), round(mean["disk"], 2), "-" if b is None else ("yes" if ok else "no")))
+                     round(float(np.max(a["rel"])), 2), round(mean["cfrel"], 2), round(mean["eq1"], 2),
+                     round(mean["disk"], 2), "-" if b is None else ("yes" if ok else "no")))
     p = PAPER_FIG5B
     rows.append(("paper", "?", p["m"], p["fraction %"], "?", "?", "?", "?", "?", p["MSE vs full %"], "?", "?", "?",
                  p["storage %"], "?", "-"))
@@ -502,9 +517,7 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
              f"condensed samples (0.6% of the rows), MSE 4% above full, 44% storage, Apple M3 Pro; times are a "
              f"figure only.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4), squeeze=False)
         for ax, lr in zip(axes[0], lrs):
             for b in (None, *betas):
@@ -549,6 +562,8 @@ def _entropy_rows(betas, seeds, out_dir, metric):
     return full, res, rows
 
 
+@experiment("Fig. 9: test MSE vs fraction, clustering on high- vs low-entropy bits (California Housing)",
+            betas=BETAS, seeds=SPLIT_SEEDS)
 def fig9(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = False,
          figure: bool = False) -> ResultTable:
     """Test MSE vs fraction: clustering on high- vs low-entropy feature bits.
@@ -557,6 +572,7 @@ def fig9(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fal
     lowest-entropy non-constant feature bit positions.  Closed-form weighted
     least squares on the condensed samples; mean and std over the seeds.
     """
+    plt = pyplot(figure)
     if quick:
         betas, seeds = QUICK_BETAS, QUICK_SEEDS
     full, res, rows = _entropy_rows(betas, seeds, out_dir, "mse")
@@ -565,9 +581,7 @@ def fig9(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fal
              f"feature columns only. Full-data test MSE {fm:.4f}. Paper (App. B): 'high-entropy bit selection "
              f"significantly reduces MSE'; Fig. 9 is a figure only, no numbers.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         _fraction_plot(ax, res, ("features", "low"), betas, "mse",
                        {"features": "high-entropy bits (Algorithm 1)", "low": "low-entropy bits"})
@@ -583,6 +597,8 @@ def fig9(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fal
         rows=rows, notes=notes, figure=fig)
 
 
+@experiment("Fig. 10: storage vs fraction, clustering on high- vs low-entropy bits (California Housing)",
+            betas=BETAS, seeds=SPLIT_SEEDS)
 def fig10(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = False,
           figure: bool = False) -> ResultTable:
     """Storage vs fraction: clustering on high- vs low-entropy feature bits.
@@ -594,6 +610,7 @@ def fig10(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fa
     base bits (``n_b = m``, see :func:`gede_base_percent`) -- the trade-off
     the paper's Fig. 10 is about.
     """
+    plt = pyplot(figure)
     if quick:
         betas, seeds = QUICK_BETAS, QUICK_SEEDS
     full, res, rows = _entropy_rows(betas, seeds, out_dir, "storage")
@@ -603,9 +620,7 @@ def fig10(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fa
              f"the base bits (n_b = m, no condensed rows). Paper (App. B): 'low-entropy bit selection "
              f"substantially lowers storage needs'; Fig. 10 is a figure only, no numbers.")
     fig = None
-    if figure:
-        import matplotlib.pyplot as plt
-
+    if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         _fraction_plot(ax, res, ("features", "low"), betas, "eq1",
                        {"features": "EntroGeDe, high-entropy clustering", "low": "EntroGeDe, low-entropy clustering"},

@@ -8,11 +8,17 @@ import numpy as np
 
 from .. import compress, eq1_bits, save
 from ..datasets import fashion_mnist, mnist
+from .options import ROOT, Option, check_choices, experiment
 from .table import ResultTable
 
 PAPER_PERCENT = {"mnist": 58.0}
+#: The image data sets of :func:`mnist_storage`, by name.
+LOADERS = {"mnist": mnist, "fashion-mnist": fashion_mnist}
 
 
+@experiment("MNIST storage: class-wise EntroGeDe of the training images, Eq. 1 and bytes on disk (Sec. 5)",
+            draws_figure=False, dataset=Option("training images to compress", choices=tuple(LOADERS)),
+            tau=Option("plateau threshold of the base search"), root=ROOT)
 def mnist_storage(dataset: str = "mnist", tau: int = 10, root=None, out_dir=None, quick: bool = False,
                   figure: bool = False) -> ResultTable:
     """Class-wise compression of the training images, no clustering (m = 0).
@@ -24,7 +30,8 @@ def mnist_storage(dataset: str = "mnist", tau: int = 10, root=None, out_dir=None
     6,000 images only (a smoke run); ``figure`` is accepted for the common
     experiment signature (this experiment draws none).
     """
-    loader = {"mnist": mnist, "fashion-mnist": fashion_mnist}[dataset]
+    check_choices("dataset", (dataset,), LOADERS)
+    loader = LOADERS[dataset]
     x, y = loader(train=True, root=root)
     if quick:
         x, y = x[:6000], y[:6000]

@@ -16,11 +16,15 @@
   DQ and TDDS (selection functions the harness calls).
 """
 
-from . import coresets
-from .data import ArraySource, ImageDataset, batch_collate, cifar_augment, torchvision_source
-from .models import LeNet5, resnet18_cifar
-from .sampler import EpochSubsetSampler
-from .train import METHODS, TrainConfig, TrainResult, train
+from .._optional import require
+
+require("gedenb.torch", "torch", "torchvision")  # one line naming the extra, not torch's own ImportError
+
+from . import coresets  # noqa: E402
+from .data import ArraySource, ImageDataset, batch_collate, cifar_augment, torchvision_source  # noqa: E402
+from .models import LeNet5, resnet18_cifar  # noqa: E402
+from .sampler import EpochSubsetSampler  # noqa: E402
+from .train import METHODS, TrainConfig, TrainResult, train  # noqa: E402
 
 __all__ = [
     "METHODS",
