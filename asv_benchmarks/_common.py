@@ -3,8 +3,7 @@
 This module defines no benchmarks.  It is imported first by every benchmark
 module, and it
 
-* opts into Numba's on-disk cache (``GEDENB_NUMBA_CACHE=1``, unless the
-  caller already set the variable) *before* importing gedenb: asv runs every
+* relies on gedenb's on-disk kernel cache (on by default): asv runs every
   benchmark in its own process, and without the cache each of them would
   spend 10-20 s recompiling the kernels in ``setup``.  Compile time is never
   timed either way (see :func:`warm_up`); it is measured on its own by
@@ -25,12 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GEDENB_NUMBA_CACHE", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import gedenb  # noqa: E402
-from gedenb import datasets  # noqa: E402
+import gedenb
+from gedenb import datasets
 
 __all__ = [
     "MNIST_CLASS",
@@ -41,11 +38,13 @@ __all__ = [
     "best_seconds",
     "cache_or_skip",
     "check_cache",
+    "child_env",
     "california",
     "gedenb",
     "mixed",
     "mnist_class",
     "mnist_classes",
+    "mnist_images",
     "random_rows",
     "smoke",
     "warm_up",
@@ -109,6 +108,26 @@ def mnist_classes() -> list[np.ndarray]:
     if smoke():
         classes = [np.ascontiguousarray(c[:SMOKE_MNIST_ROWS]) for c in classes]
     return classes
+
+
+def mnist_images(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` MNIST train images ``(n, 28, 28)`` uint8 and their labels (100 in smoke mode)."""
+    X, y = _mnist_or_skip()
+    n = min(n, 100) if smoke() else n
+    return np.ascontiguousarray(X[:n].reshape(n, 28, 28)), np.ascontiguousarray(y[:n])
+
+
+def child_env() -> dict:
+    """Environment of a child interpreter that imports the very gedenb this process benchmarks (its folder
+    on ``PYTHONPATH`` unless it is a site folder the child finds anyway)."""
+    import site
+
+    env = dict(os.environ)
+    src = Path(gedenb.__file__).resolve().parent.parent
+    sites = {Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
+    if src not in sites:
+        env["PYTHONPATH"] = os.pathsep.join([str(src)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 @functools.lru_cache(maxsize=None)

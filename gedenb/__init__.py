@@ -20,7 +20,7 @@ from .errors import FormatError
 from .sizes import SizeBreakdown
 from .store import Reader, open, save
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Codecs",

@@ -388,6 +388,18 @@ class ImageReader:
         return read_images_from_parts(self.parts, self.classes, self.class_index, self._ranks, self.transform,
                                       self.image_shape, indices, self._rows)
 
+    def warmup(self) -> None:
+        """Compile (or load from the on-disk cache) every kernel that :meth:`read_images` uses for this
+        store (each class's part may have its own): one image, small and large batches, the inverse
+        transform.  Processes forked afterwards (DataLoader workers) inherit them and compile nothing;
+        :class:`gedenb.torch.ImageDataset` calls it in the parent."""
+        from ._numba import warmup_rows
+
+        for k in range(len(self.parts)):
+            images = np.flatnonzero(self.class_index == k)
+            for rows in warmup_rows(images.size, self.parts[k].d):
+                self.read_images(images[rows])
+
     def close(self) -> None:
         for name in ("parts", "_factors"):
             self.__dict__.pop(name, None)

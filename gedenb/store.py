@@ -625,6 +625,15 @@ class _PathReader:
     def __reduce__(self):
         return (type(self), (str(self.path), self._verify))
 
+    def warmup(self) -> None:
+        """Compile (or load from the on-disk cache) every kernel that reading rows of this store uses: one
+        row, small and large batches.  Processes forked afterwards (DataLoader workers) inherit them and
+        compile nothing; :class:`gedenb.torch.ImageDataset` calls it in the parent."""
+        from ._numba import warmup_rows
+
+        for rows in warmup_rows(self.n, self.d):
+            self.read_rows(rows)
+
 
 class Reader(_PathReader):
     """Random access to a ``.gede`` file through a read-only memory map.

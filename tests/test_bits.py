@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gedenb import bits
-from tests import naive
+import naive
 
 # total bits 1, 3, 63, 64, 65, 130, ... with 0- and 64-bit columns
 WIDTHS = [

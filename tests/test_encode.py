@@ -15,7 +15,7 @@ from gedenb.encode import (
     encode_columns,
     fit_codecs,
 )
-from tests.naive import float_specials, int_extremes, special_table
+from naive import float_specials, int_extremes, special_table
 
 FLOATS = [np.dtype(t) for t in ("float16", "float32", "float64")]
 INTS = [np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")]

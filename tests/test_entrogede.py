@@ -9,7 +9,7 @@ from gedenb import bits, compress, condensed, decompress, eq1_bits, size_breakdo
 from gedenb.encode import BIN, DEC, INT, encode_columns
 from gedenb.entrogede import cluster_positions, greedy_base_selection
 from gedenb.sizes import eq1, params_bits
-from tests import naive
+import naive
 
 
 def same_bytes(a, b):

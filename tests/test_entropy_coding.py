@@ -24,6 +24,7 @@ from gedenb import coding as _coding
 from gedenb import rans as _r
 from gedenb import store as _store
 from gedenb.images import compress_images
+import support
 
 THIS = Path(__file__).resolve()
 HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
@@ -365,7 +366,7 @@ def test_image_decoder_kernels_agree(rng):
 
 def test_cached_kernels_keep_their_context_multipliers(rng, tmp_path):
     """Split-row kernels have the context multipliers compiled in (one kernel set per set of multipliers).
-    With Numba's on-disk cache (``GEDENB_NUMBA_CACHE=1``) a later process loads them from disk: each store
+    With the on-disk kernel cache (on by default) a later process loads them from disk: each store
     must still get the kernels of its own multipliers.  Two stores (zero-run schemes with 4 and with 2
     neighbours) are read in one process, which compiles and writes the cache, then in the other order in a
     second process, which must load every image kernel from the cache and decode both exactly."""
@@ -382,8 +383,7 @@ def test_cached_kernels_keep_their_context_multipliers(rng, tmp_path):
     assert len(mults) == 2
     np.save(tmp_path / "X.npy", X)
     cache = tmp_path / "numba-cache"
-    env = {**os.environ, "GEDENB_NUMBA_CACHE": "1", "NUMBA_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(THIS.parent.parent), os.environ.get("PYTHONPATH")) if p)}
+    env = support.child_env(cache=cache)
 
     def kernels_on_disk():
         return sorted(p.name for p in cache.rglob("*image*.nbc"))

@@ -9,7 +9,7 @@ from gedenb import layout as L
 from gedenb.bits import pack_codes
 from gedenb.encode import encode_columns, fit_codecs
 from gedenb.errors import FormatError
-from tests import naive
+import naive
 
 
 def int_table(rng, n, dtype=np.int16):

@@ -32,10 +32,10 @@ from gedenb import store as _store
 from gedenb.datasets import SYNTHETIC_MIXED_FIELDS, synthetic_mixed
 from gedenb.encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_table, decode_codes, encode_columns
 from gedenb.encode import encode_values, fit_codecs
-from tests import naive
-from tests.test_roundtrip_hypothesis import RECIPES, column
+import naive
+import support
+from test_roundtrip_hypothesis import RECIPES, column
 
-REPO = Path(gedenb.__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
 DTYPES = tuple(SUPPORTED_DTYPES)
 
@@ -90,7 +90,7 @@ def options(draw, T):
 
 def special_mixed(n: int = 90, seed: int = 5) -> np.ndarray:
     """One field of every supported dtype made only of edge values, plus constant and decimal fields."""
-    from tests.test_roundtrip_hypothesis import special_values
+    from test_roundtrip_hypothesis import special_values
 
     rng = np.random.default_rng(seed)
     fields = [(f"{dt.name}", dt) for dt in DTYPES] + [("const", np.dtype("i4")), ("dec", np.dtype("f8")),
@@ -539,7 +539,7 @@ def test_the_last_format_1_release_refuses_mixed_files(mixed_file, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     try:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", "8fd5b76", "gedenb"], capture_output=True,
+        archive = subprocess.run(["git", "-C", str(support.CHECKOUT), "archive", "8fd5b76", "gedenb"], capture_output=True,
                                  timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         pytest.skip("the git history with commit 8fd5b76 is not available")
@@ -586,11 +586,8 @@ def test_damaged_and_forged_files_never_crash(mixed_file, tmp_path):
     """verify=False damage and CRC-consistent forgeries of FLDS, CODC and the header, in a child process."""
     T, c, data = mixed_file
     (tmp_path / "m.gede").write_bytes(data)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.pop("PYTEST_CURRENT_TEST", None)
     out = subprocess.run([sys.executable, "-X", "faulthandler", str(THIS), "fuzz", str(tmp_path), "400"],
-                         capture_output=True, text=True, timeout=600, env=env, cwd=str(REPO))
+                         capture_output=True, text=True, timeout=600, env=support.child_env())
     assert out.returncode == 0, out.stderr[-4000:]
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     assert stats["cases"] == 400 and stats["format_error"] >= 100 and stats["ok"] >= 1, stats

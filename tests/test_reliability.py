@@ -32,8 +32,8 @@ import pytest
 import gedenb
 from gedenb import FormatError
 from gedenb import store as _store
+import support
 
-REPO = Path(gedenb.__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
 
 # --------------------------------------------------------------------------
@@ -297,21 +297,14 @@ _CHILD_CACHE = []
 
 
 def child_env() -> dict:
-    """Environment of the child processes: this checkout first on the path, and one on-disk Numba cache
-    shared by the children of this test session (``GEDENB_NUMBA_CACHE``), so that only the first pays
-    for compiling."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.pop("PYTEST_CURRENT_TEST", None)
-    if _CHILD_CACHE:
-        env["GEDENB_NUMBA_CACHE"] = "1"
-        env["NUMBA_CACHE_DIR"] = str(_CHILD_CACHE[0])
-    return env
+    """Environment of the child processes: the same gedenb as this process, and one on-disk kernel cache
+    shared by the children of this test module, so that only the first pays for compiling."""
+    return support.child_env(cache=_CHILD_CACHE[0] if _CHILD_CACHE else None)
 
 
 def run_child(*args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-X", "faulthandler", str(THIS), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=child_env(), cwd=str(REPO))
+                          capture_output=True, text=True, timeout=timeout, env=child_env())
 
 
 # --------------------------------------------------------------------------
@@ -797,7 +790,7 @@ def _check_sigkill(cal, tmp_path, kills, seed):
         folder.mkdir()
         path = folder / "table.gede"
         with subprocess.Popen([sys.executable, str(THIS), "writer", pickled, path], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=child_env(), cwd=str(REPO)) as p:
+                              stderr=subprocess.DEVNULL, text=True, env=child_env()) as p:
             try:
                 assert p.stdout.readline().strip() == "ready", "the writer did not start"
                 time.sleep(float(rng.uniform(0.0, 0.25)))
@@ -880,7 +873,49 @@ def _fork_child(path, npy, read_before_fork):
         p.join(120)
     codes = [p.exitcode for p in procs]
     results = sorted(q.get(timeout=5) for _ in range(sum(c == 0 for c in codes)))
-    print(json.dumps({"exitcodes": codes, "results": results}))
+    print(json.dumps({"exitcodes": codes, "results": results, "layer": _layer_report()}))
+
+
+def _layer_report() -> dict:
+    """gedenb's threading-layer report after a parallel kernel ran, and the TBB runtimes this process mapped."""
+    from gedenb._numba import threading_layer_info
+
+    if threading_layer_info()["in_use"] is None:
+        gedenb.decompress(gedenb.compress(np.arange(300_000, dtype=np.int64).reshape(-1, 3)))
+    info = threading_layer_info()
+    with open("/proc/self/maps") as f:
+        info["mapped"] = sorted({line.split()[-1] for line in f if "libtbb.so" in line})
+    return info
+
+
+def _layer_child():
+    print(json.dumps(_layer_report()))
+
+
+def _tbb_runtime_of_the_wheel():
+    """The TBB runtime of the installed ``tbb`` distribution (a dependency on x86-64), or None."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.distribution("tbb").files or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return next((str(Path(f.locate()).resolve()) for f in files if f.name == "libtbb.so.12"), None)
+
+
+def _check_layer(info):
+    """The fork-safe layer gedenb chose is the one in use: TBB, the wheel's own runtime (not a system
+    library that happens to be installed), wherever the wheel exists."""
+    import platform
+
+    wheel = _tbb_runtime_of_the_wheel()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert wheel is not None, "the tbb wheel is a dependency on x86-64 but is not installed"
+    if wheel is None:  # no TBB wheel for this platform: Numba's own choice stands (docs: README, Threading)
+        assert info["requested"] == "default" and info["tbb_library"] is None, info
+        return
+    assert info["in_use"] == "tbb" and info["fork_safe"] is True, info
+    assert info["tbb_library"] == wheel and info["mapped"] == [wheel], info
 
 
 def _check_fork(cal, cal_file, tmp_path, read_before_fork):
@@ -892,6 +927,17 @@ def _check_fork(cal, cal_file, tmp_path, read_before_fork):
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["exitcodes"] == [0, 0, 0], out.stderr[-4000:]
     assert res["results"] == [[0, True], [1, True], [2, True]]
+    _check_layer(res["layer"])
+
+
+def test_a_fresh_process_runs_parallel_kernels_on_the_wheels_tbb():
+    """No ``NUMBA_THREADING_LAYER``: gedenb loads the tbb wheel's runtime (Numba cannot find it in
+    ``<venv>/lib`` by itself) and Numba runs parallel kernels on it; a system libtbb would show in the maps."""
+    env = child_env()
+    env.pop("NUMBA_THREADING_LAYER", None)
+    out = subprocess.run([sys.executable, str(THIS), "layer"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    _check_layer(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_forked_readers_share_one_open_file(cal, cal_file, tmp_path):
@@ -947,4 +993,5 @@ def test_output_is_deterministic_across_processes(cal, tmp_path):
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"fuzz": _child_fuzz, "writer": _writer_child, "fork": _fork_child, "hash": _hash_child}[cmd](*args)
+    {"fuzz": _child_fuzz, "writer": _writer_child, "fork": _fork_child, "hash": _hash_child,
+     "layer": _layer_child}[cmd](*args)

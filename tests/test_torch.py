@@ -192,3 +192,34 @@ def test_torchvision_source_errors(tmp_path):
         torchvision_source("cifar100", root=tmp_path, cache_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         torchvision_source("mnist", root=tmp_path, cache_dir=tmp_path / "c")
+
+
+def _loader_run(tmp_path, ctx, coding, warmup, epochs):
+    import json
+    import subprocess
+    import sys
+
+    import support
+
+    env = support.child_env()
+    env.pop("GEDENB_NUMBA_CACHE", None)  # spawned workers load the parent's kernels from the on-disk cache
+    script = support.TESTS / "torch_support.py"
+    out = subprocess.run([sys.executable, str(script), ctx, coding, "1" if warmup else "0", str(epochs),
+                          str(tmp_path)], capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("ctx,coding", [("fork", "raw"), ("fork", "entropy"), ("spawn", "entropy")])
+def test_non_persistent_workers_do_not_compile(tmp_path, ctx, coding):
+    """A fresh process, 2 non-persistent workers (started anew each epoch), 3 epochs: the dataset warmed the
+    store's decoders up in the parent, so no worker compiles anything in any epoch (forked workers inherit
+    the compiled kernels, spawned ones load them from the on-disk cache)."""
+    res = _loader_run(tmp_path, ctx, coding, warmup=True, epochs=3)
+    assert [e["compilations"] for e in res["epochs"]] == [0, 0, 0], res
+
+
+def test_without_the_warmup_forked_workers_compile_every_epoch(tmp_path):
+    """The control of the test above: without a warm-up in the parent each epoch's new workers compile."""
+    res = _loader_run(tmp_path, "fork", "raw", warmup=False, epochs=2)
+    assert all(e["compilations"] > 0 for e in res["epochs"]), res

@@ -149,7 +149,11 @@ class ImageDataset(Dataset):
     With a batch sampler (any ``DataLoader(batch_size=...)``) the loader
     calls ``__getitems__`` and a whole batch is decoded at once; pass
     ``collate_fn=batch_collate``.  Safe with worker processes (fork and
-    spawn): a store reopens its memory map in each process.
+    spawn): a store reopens its memory map in each process.  Workers do
+    not compile: the source's ``warmup()`` runs here, in the parent, so
+    forked workers inherit its compiled decoders (non-persistent workers
+    are forked anew every epoch) and spawned ones load them from the
+    on-disk kernel cache it filled.
 
     Parameters
     ----------
@@ -159,9 +163,13 @@ class ImageDataset(Dataset):
     augment : callable, optional
         ``augment(batch (N, C, H, W) float tensor) -> tensor``, applied after
         decoding, e.g. :func:`cifar_augment`.
+    warmup : bool
+        Call ``source.warmup()`` (when it has one) now; default True.
     """
 
-    def __init__(self, source, mean=None, std=None, augment: Callable | None = None):
+    def __init__(self, source, mean=None, std=None, augment: Callable | None = None, warmup: bool = True):
+        if warmup and callable(getattr(source, "warmup", None)):
+            source.warmup()
         self.source = source
         c = source.image_shape[-1]
         self.mean = torch.as_tensor(np.zeros(c) if mean is None else mean, dtype=torch.float32).view(1, c, 1, 1)
