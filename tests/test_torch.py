@@ -194,7 +194,7 @@ def test_torchvision_source_errors(tmp_path):
         torchvision_source("mnist", root=tmp_path, cache_dir=tmp_path / "c")
 
 
-def _loader_run(tmp_path, ctx, coding, warmup, epochs):
+def _loader_run(tmp_path, ctx, coding, warmup, epochs, disk_cache=True):
     import json
     import subprocess
     import sys
@@ -203,6 +203,8 @@ def _loader_run(tmp_path, ctx, coding, warmup, epochs):
 
     env = support.child_env()
     env.pop("GEDENB_NUMBA_CACHE", None)  # spawned workers load the parent's kernels from the on-disk cache
+    if not disk_cache:
+        env["GEDENB_NUMBA_CACHE"] = "0"
     script = support.TESTS / "torch_support.py"
     out = subprocess.run([sys.executable, str(script), ctx, coding, "1" if warmup else "0", str(epochs),
                           str(tmp_path)], capture_output=True, text=True, timeout=900, env=env)
@@ -210,16 +212,18 @@ def _loader_run(tmp_path, ctx, coding, warmup, epochs):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("ctx,coding", [("fork", "raw"), ("fork", "entropy"), ("spawn", "entropy")])
-def test_non_persistent_workers_do_not_compile(tmp_path, ctx, coding):
+@pytest.mark.parametrize("ctx,coding,disk_cache", [("fork", "raw", False), ("fork", "entropy", True),
+                                                   ("spawn", "entropy", True)])
+def test_non_persistent_workers_do_not_compile(tmp_path, ctx, coding, disk_cache):
     """A fresh process, 2 non-persistent workers (started anew each epoch), 3 epochs: the dataset warmed the
-    store's decoders up in the parent, so no worker compiles anything in any epoch (forked workers inherit
-    the compiled kernels, spawned ones load them from the on-disk cache)."""
-    res = _loader_run(tmp_path, ctx, coding, warmup=True, epochs=3)
+    store's decoders up in the parent, so no worker compiles anything in any epoch: forked workers inherit
+    the compiled kernels (without the on-disk cache too), spawned ones load them from the cache."""
+    res = _loader_run(tmp_path, ctx, coding, warmup=True, epochs=3, disk_cache=disk_cache)
     assert [e["compilations"] for e in res["epochs"]] == [0, 0, 0], res
 
 
 def test_without_the_warmup_forked_workers_compile_every_epoch(tmp_path):
-    """The control of the test above: without a warm-up in the parent each epoch's new workers compile."""
-    res = _loader_run(tmp_path, "fork", "raw", warmup=False, epochs=2)
+    """The control of the test above: without the warm-up (and the on-disk cache) each epoch's new workers
+    compile the decoders again."""
+    res = _loader_run(tmp_path, "fork", "raw", warmup=False, epochs=2, disk_cache=False)
     assert all(e["compilations"] > 0 for e in res["epochs"]), res
