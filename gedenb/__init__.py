@@ -17,6 +17,7 @@ from .entrogede import (
     size_breakdown,
 )
 from .errors import FormatError
+from .learning import LearningSet, learning_set
 from .sizes import SizeBreakdown
 from .store import Reader, open, save
 
@@ -26,6 +27,7 @@ __all__ = [
     "Codecs",
     "Compressed",
     "FormatError",
+    "LearningSet",
     "Reader",
     "SizeBreakdown",
     "compress",
@@ -33,6 +35,7 @@ __all__ = [
     "decompress",
     "eq1_bits",
     "fit_codecs",
+    "learning_set",
     "open",
     "save",
     "size_breakdown",

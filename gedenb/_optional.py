@@ -30,6 +30,10 @@ EXTRAS = {
     "hypothesis": ("Hypothesis", "dev"),
     "dask": ("Dask", "dask"),
     "distributed": ("Dask distributed", "dask"),
+    "pandas": ("pandas", "frames"),
+    "pyarrow": ("pyarrow", "frames"),
+    "polars": ("polars", "frames"),
+    "sklearn": ("scikit-learn", "learn"),
 }
 
 

@@ -30,10 +30,12 @@ __all__ = [
     "group_by_positions",
     "pack_fixed",
     "pack_codes",
+    "pack_varying",
     "position_counts",
     "refine_groups",
     "transpose_bits",
     "unpack_fixed",
+    "unpack_varying",
     "words_per_row",
 ]
 
@@ -395,6 +397,61 @@ def _unpack_fixed(words, nbits, n):
     for i in range(n):
         out[i] = _get_bits(words, i * nbits, nbits)
     return out
+
+
+@njit
+def _pack_varying(values, nbits):
+    total = 0
+    for i in range(nbits.shape[0]):
+        total += nbits[i]
+    out = np.zeros((total + 63) // 64 + 1, dtype=np.uint64)
+    acc = np.uint64(0)
+    nacc = 0
+    wpos = 0
+    for i in range(values.shape[0]):
+        acc, nacc, wpos = _emit(out, acc, nacc, wpos, np.uint64(values[i]), nbits[i])
+    _flush(out, acc, nacc, wpos)
+    return out[: (total + 63) // 64]
+
+
+@njit
+def _unpack_varying(words, nbits):
+    out = np.zeros(nbits.shape[0], dtype=np.uint64)
+    pos = 0
+    for i in range(nbits.shape[0]):
+        if nbits[i]:
+            out[i] = _get_bits(words, pos, nbits[i])
+            pos += nbits[i]
+    return out
+
+
+def pack_varying(values: np.ndarray, nbits: np.ndarray) -> np.ndarray:
+    """Pack unsigned ``values[i]`` in ``nbits[i]`` (0..64) bits each, MSB first, into one bit stream."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    nbits = np.ascontiguousarray(nbits, dtype=np.int64)
+    if values.shape != nbits.shape or values.ndim != 1:
+        raise ValueError("values and nbits must be 1-D and of one length")
+    if nbits.size and (nbits.min() < 0 or nbits.max() > 64):
+        raise ValueError("nbits must be in [0, 64]")
+    small = nbits < 64
+    if (values[small] >> nbits[small].astype(np.uint64)).any():
+        raise ValueError("a value does not fit in its bits")
+    if values.size == 0 or int(nbits.sum()) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return _pack_varying(values, nbits)
+
+
+def unpack_varying(words: np.ndarray, nbits: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_varying`."""
+    words = _as_words(words, "words", ndim=1)
+    nbits = np.ascontiguousarray(nbits, dtype=np.int64)
+    if nbits.size and (nbits.min() < 0 or nbits.max() > 64):
+        raise ValueError("nbits must be in [0, 64]")
+    if words.shape[0] * 64 < int(nbits.sum()):
+        raise ValueError("stream is shorter than the values")
+    if int(nbits.sum()) == 0:
+        return np.zeros(nbits.size, dtype=np.uint64)
+    return _unpack_varying(words, nbits)
 
 
 def pack_fixed(values: np.ndarray, nbits: int) -> np.ndarray:

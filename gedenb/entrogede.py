@@ -21,6 +21,7 @@ import numpy as np
 
 from . import bits as _bits
 from . import coding as _coding
+from . import learning as _learning
 from . import predict as _predict
 from ._numba import njit
 from .encode import (
@@ -176,6 +177,16 @@ class Compressed(_DerivedSizes):
         codes, and every decode undoes the transform row by row.
         ``entropy`` stays that of the original rows, and the condensed
         samples are always computed from (and stored as) the original values.
+    frame : gedenb.frames.FrameSchema or None
+        For a table given as a DataFrame or Arrow table: how the physical
+        table (this container's dtype) maps back to it; ``frame_bytes`` is
+        its serialised form (section FRAM).
+    learning : gedenb.learning.CondensedStats or None
+        Exact cluster statistics (means, NaN counts, targets, class counts;
+        ``exact_condensed=True``, the default); ``learning_bytes`` is its
+        serialised form (section LERN).  In the storage-constrained mode only
+        the targets are kept (``learning.means`` has no rows) and the rest
+        is recomputed.
     """
 
     shape: tuple
@@ -194,6 +205,10 @@ class Compressed(_DerivedSizes):
     layout: Layout = field(repr=False, compare=False)
     coded: object = field(default=None, repr=False, compare=False)
     predict: object = field(default=None, repr=False, compare=False)
+    frame: object = field(default=None, repr=False, compare=False)
+    frame_bytes: bytes = field(default=b"", repr=False, compare=False)
+    learning: object = field(default=None, repr=False, compare=False)
+    learning_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     def __repr__(self) -> str:
         s = size_breakdown(self)
@@ -344,19 +359,23 @@ def greedy_base_selection(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray
 # --------------------------------------------------------------------------
 def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool = True,
              widths: str = "narrow", cluster_columns=None, cluster_rule=None, coding: str = "raw",
-             image_shape=None) -> Compressed:
+             image_shape=None, target=None, task: str = "auto", exact_condensed: bool = True) -> Compressed:
     """Compress a table with EntroGeDe (Algorithm 1).
 
     Parameters
     ----------
-    X : (n, d) ndarray, (n,) structured array or dict of (n,) arrays
-        A homogeneous table: bool, int8-64, uint8-64 or float16/32/64; any
-        memory order.  Or a mixed-dtype table: a structured array whose
-        fields are scalars of those dtypes, or a dict ``{name: column}``
-        (a pandas DataFrame via ``df.to_records(index=False)``).  Every
-        field is one column with its own codec; see
-        :func:`gedenb.encode.as_table` for the normalisation (native byte
-        order, no padding) that :func:`decompress` gives back.
+    X : table
+        A homogeneous (n, d) array: bool, int8-64, uint8-64 or
+        float16/32/64, any memory order (or a list of rows of numbers).  Or
+        a mixed-dtype table: a structured array whose fields are scalars of
+        those dtypes, or a dict ``{name: column}``.  Every field is one
+        column with its own codec; see :func:`gedenb.encode.as_table` for
+        the normalisation (native byte order, no padding) that
+        :func:`decompress` gives back.  Or a pandas or polars DataFrame or a
+        pyarrow Table / RecordBatch (``pip install "gedenb[frames]"``): with
+        strings, categoricals, nulls, datetimes with time zones; it is
+        stored as a physical table (:mod:`gedenb.frames`) and comes back as
+        it was with ``decompress(c, as_frame=True)``.
     beta : int, optional
         Number of high-entropy bits used for clustering.  ``None`` skips the
         clustering phase (``m = 0``).
@@ -398,6 +417,22 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         With ``coding="entropy"``: the rows are images of this shape
         (``H * W * C == d``, row-major, channels last), so pixels are coded
         in the context of their neighbours.
+    target : int, str or sequence of them, optional
+        The column(s) to be predicted (names of fields or DataFrame columns
+        allowed).  They are kept out of the clustering bits unless
+        ``cluster_columns`` says otherwise, recorded in the file, and
+        :func:`gedenb.learning_set` trains on them.  Needs ``beta``.
+    task : {"auto", "regression", "classification"}, default "auto"
+        ``"classification"`` keeps, per cluster, the rows of each class of
+        the (one) target.  ``"auto"``: classification for a bool, string or
+        categorical target and for one whose values are at most 64 distinct
+        whole numbers (of any dtype: 0/1 labels stored as floats are
+        classes), regression otherwise.
+    exact_condensed : bool, default True
+        Keep the exact cluster statistics (means skipping NaN, NaN counts,
+        class counts; section LERN), so that :func:`condensed` returns exact
+        centroids.  False writes the paper's file, whose condensed samples
+        are the rows rounded onto the codec grid.
 
     Returns
     -------
@@ -421,7 +456,9 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     (True, 2)
     >>> samples, weights = gedenb.condensed(c)
     >>> samples.tolist(), weights.tolist()
-    ([[1.0, 10.0], [2.0, 12.0]], [2, 2])
+    ([[1.0, 10.5], [2.0, 11.5]], [2, 2])
+    >>> gedenb.condensed(c, exact=False)[0].tolist()  # the stored rows: the paper's, on the codec grid
+    [[1.0, 10.0], [2.0, 12.0]]
 
     A mixed-dtype table:
 
@@ -430,6 +467,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     >>> c.fields, gedenb.decompress(c).tobytes() == T.tobytes()
     (('k', 'x', 'b'), True)
     """
+    X, frame = _frame_input(X)
     X = as_table(X)
     tau = _check_int(tau, "tau", lo=1)
     if coding not in _coding.CODINGS:
@@ -439,6 +477,16 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     if beta is not None:
         beta = _check_int(beta, "beta", lo=1)
     n, d = (X.shape[0], len(X.dtype.names)) if X.dtype.names is not None else X.shape
+    resolve = _resolver(X, frame, d)
+    targets = _column_list(target, resolve, "target")
+    if targets and beta is None:
+        raise ValueError("target= needs clustering: give beta (the condensed samples are what it trains on)")
+    if cluster_columns is not None and frame is not None:
+        cluster_columns = list(_column_list(cluster_columns, resolve, "cluster_columns"))
+    elif targets and cluster_columns is None:
+        cluster_columns = [j for j in range(d) if j not in _target_fields(frame, targets)]
+        if not cluster_columns:
+            raise ValueError("every column is a target: nothing is left to cluster on")
     codecs = fit_codecs(X, widths)
     widths = codecs.width
     l_t = int(widths.sum())
@@ -453,11 +501,21 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     weights = np.zeros(0, dtype=np.int64)
     beta_pos = np.zeros(0, dtype=np.int64)
     m = 0
+    stats = None
     if beta is not None:
         beta_pos = _clustering_bits(cluster_rule, _mask_columns(H, widths, cluster_columns, d, X.dtype.names),
                                     widths, beta)
         labels, groups = _bits._group_by_positions(T, beta_pos, n)
         centroids, weights = _centroids(X, labels, int(groups))
+        if exact_condensed or targets:
+            categorical = set() if frame is None else {c.field for c in frame.columns if c.storage != "plain"}
+            task = _learning.resolve_task(X, codes, codecs, targets, task, categorical)
+            if task == "classification" and _target_fields(frame, targets) != set(targets):
+                raise ValueError("the classification target has nulls; drop those rows first (or use "
+                                 "task='regression')")
+            stats = _learning.cluster_stats(X, codes, codecs, labels, int(groups), weights, targets, task) \
+                if store_condensed else _learning.CondensedStats(np.zeros((0, d)), np.zeros((0, d), np.int64),
+                                                                 np.zeros((0, d), np.int64), targets, task)
         if store_condensed:
             m = int(groups)
             ccodes = encode_values(centroids, codecs, X.dtype)
@@ -467,7 +525,14 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
                 raise ValueError(f"{n + m} rows exceed the limit of {MAX_ROWS}")
             T = _bits._transpose_bits(words, l_t) if l_t else np.zeros((0, (n + m + 63) // 64), np.uint64)
             counts = counts + _bits._position_counts(T, n, n + m)
-    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * fields_bytes(X.dtype)
+    # sections FRAM and LERN are parameters too: Eq. 1 counts every byte the file stores
+    frame_bytes = b"" if frame is None else frame.to_bytes()
+    learning_bytes = b""
+    if stats is not None:
+        grid = encode_columns(decode_codes(ccodes, codecs, X.dtype), codecs, check=False) if m else None
+        learning_bytes = _learning.stats_to_bytes(stats, grid, codecs, weights, stored=bool(m))
+    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * (fields_bytes(X.dtype) + len(frame_bytes)
+                                                          + len(learning_bytes))
     pred = None
     if coding == "entropy":
         shape = _coding.check_image_shape(image_shape, d)
@@ -506,30 +571,68 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         shape=(n, d), dtype=X.dtype, codecs=_frozen(codecs), base_mask=mask, n_bases=n_b,
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=bool(store_condensed) or beta is None, entropy=H, greedy_sizes=sizes,
-        tau=tau, layout=layout, coded=coded, predict=pred,
+        tau=tau, layout=layout, coded=coded, predict=pred, frame=frame,
+        frame_bytes=frame_bytes, learning=stats, learning_bytes=learning_bytes,
     )
 
 
-def decompress(c: Compressed) -> np.ndarray:
+def decompress(c: Compressed, as_frame=None):
     """The original table, bit for bit (same dtype and shape).
 
     A mixed-dtype table comes back as an ``(n,)`` structured array with the
     dtype :func:`gedenb.encode.as_table` gave it (field names and order
     kept, native byte order, no padding).
+
+    Parameters
+    ----------
+    c : Compressed
+    as_frame : None, True or {"pandas", "polars", "arrow"}
+        None (default): NumPy; for a table given as a DataFrame that is its
+        physical table (:mod:`gedenb.frames`: codes for strings, a bool
+        field per column with nulls).  True: the kind of frame it was given
+        as; or name one.  A table given as NumPy converts too (fields as
+        columns; a homogeneous table's columns are named ``"0"``, ``"1"``, ...).
     """
     _check_compressed(c)
     rows = np.arange(c.n, dtype=np.int64)
-    return _decode_rows(c, rows)
+    return rows_as(c, _decode_rows(c, rows), rows, as_frame)
 
 
-def condensed(c: Compressed):
+def rows_as(c, values: np.ndarray, rows, as_frame):
+    """Decoded rows ``values`` of ``c`` as NumPy (``as_frame=None``) or as a frame."""
+    if as_frame is None or as_frame is False:
+        return values
+    from . import frames as _frames
+
+    return _frames.to_frame(values, frame_schema(c), as_frame, rows) if c.frame is not None \
+        else _frames.plain_frame(values, as_frame)
+
+
+def frame_schema(c):
+    """``c.frame`` as a :class:`gedenb.frames.FrameSchema` (a file opened without pyarrow keeps its bytes)."""
+    from . import frames as _frames
+
+    f = c.frame
+    return f if isinstance(f, _frames.FrameSchema) else _frames.FrameSchema.from_bytes(c.frame_bytes, c.dtype)
+
+
+def condensed(c: Compressed, exact: bool = True):
     """Condensed samples and their weights (Eq. 4/5 inputs).
+
+    Parameters
+    ----------
+    c : Compressed
+    exact : bool, default True
+        The exact cluster means (NaN skipped; :mod:`gedenb.learning`), when
+        the table keeps them (``compress(exact_condensed=True)``, the
+        default, and files written by gedenb 0.2 or later); False, or a
+        table without them: the stored rows, i.e. the means rounded onto each
+        column's codec grid (the paper's condensed samples).
 
     Returns
     -------
     samples : (m, d) float64
-        Cluster centroids, rounded onto each column's codec grid (as stored);
-        for a mixed-dtype table column ``j`` is field ``j``.
+        Cluster centroids; for a mixed-dtype table column ``j`` is field ``j``.
     weights : (m,) int64
         Cluster sizes; they sum to ``n``.
 
@@ -541,6 +644,9 @@ def condensed(c: Compressed):
     _check_compressed(c)
     if c.beta == 0:
         raise ValueError("this table was compressed without clustering (beta=None): no condensed samples")
+    if exact and c.learning is not None:
+        stats, weights = cluster_stats_of(c)
+        return stats.means, weights
     if c.store_condensed:
         rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
         vals = _decode_rows(c, rows)
@@ -548,19 +654,39 @@ def condensed(c: Compressed):
     return recompute_condensed(decompress(c), c.codecs, c.beta_positions)
 
 
-def recompute_condensed(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarray):
-    """Condensed samples from the data and the beta positions alone.
+def cluster_stats_of(c):
+    """``(stats, weights)``: the exact cluster statistics of ``c`` (:class:`gedenb.learning.CondensedStats`)
+    and the cluster sizes, as stored, or recomputed from the rows in the storage-constrained mode;
+    ``(None, weights)`` for a table without them."""
+    st = c.learning
+    if st is None or st.means.shape[0] or c.beta == 0:
+        return st, np.asarray(c.weights)
+    X = decompress(c)
+    labels, groups = _recluster(X, c.codecs, c.beta_positions)
+    codes = encode_columns(X, c.codecs, check=False)
+    weights = np.bincount(labels, minlength=groups).astype(np.int64)
+    return _learning.cluster_stats(X, codes, c.codecs, labels, groups, weights, st.targets, st.task), weights
 
-    This is the storage-constrained path of the paper's Sec. 3; it returns
-    exactly what the stored mode stores.
-    """
+
+def _recluster(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarray):
+    """Each row's cluster from the data and the beta positions alone."""
     n = X.shape[0]
     widths = codecs.width
     l_t = int(widths.sum())
     words = _bits._pack_codes(encode_columns(X, codecs, check=False), widths, _bits.words_per_row(l_t))
     T = _bits._transpose_bits(words, l_t)
     labels, groups = _bits._group_by_positions(T, np.asarray(beta_positions, dtype=np.int64), n)
-    centroids, weights = _centroids(X, labels, int(groups))
+    return labels, int(groups)
+
+
+def recompute_condensed(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarray):
+    """Condensed samples from the data and the beta positions alone.
+
+    This is the storage-constrained path of the paper's Sec. 3; it returns
+    exactly what the stored mode stores (the means rounded onto the grid).
+    """
+    labels, groups = _recluster(X, codecs, beta_positions)
+    centroids, weights = _centroids(X, labels, groups)
     rounded = decode_codes(encode_values(centroids, codecs, X.dtype), codecs, X.dtype)
     return as_float64(rounded), weights  # a signalling NaN widens quietly
 
@@ -591,7 +717,8 @@ def size_breakdown(c: Compressed) -> SizeBreakdown:
         base_ids=N * c.id_bits,
         deviations=N * c.deviation_bits if c.coded is None else 8 * (c.coded.nbytes + _pred_bytes(c)),
         weights=c.m * ceil_log2(c.n),
-        params=params_bits(c.d, c.row_bits, c.beta) + 8 * fields_bytes(c.dtype),
+        params=params_bits(c.d, c.row_bits, c.beta) + 8 * (fields_bytes(c.dtype) + len(getattr(c, "frame_bytes", b""))
+                                                           + len(getattr(c, "learning_bytes", b""))),
     )
 
 
@@ -608,6 +735,65 @@ def eq1_bits(c: Compressed) -> int:
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+def _frame_input(X):
+    """A DataFrame / Arrow table as its physical table and frame schema; a list of rows as an array."""
+    from .frames import frame_kind, from_frame
+
+    if frame_kind(X) is not None:
+        return from_frame(X)
+    if isinstance(X, (list, tuple)):
+        a = np.asarray(X)
+        if a.dtype == object or a.dtype.kind in "USV":
+            raise TypeError(f"a list of rows must hold numbers only, got {a.dtype}; use a pandas DataFrame "
+                            "for text columns")
+        return a, None
+    if not isinstance(X, np.ndarray) and hasattr(X, "__array__") and not hasattr(X, "keys"):
+        return np.asarray(X), None
+    return X, None
+
+
+def _resolver(X: np.ndarray, frame, d: int):
+    """``resolve(v) -> physical column index`` for a column given by index or name.  For a DataFrame both
+    refer to its own columns (the position and the name of a column), mapped to the field holding its
+    values; otherwise to the table's columns (names: the fields of a structured table)."""
+    names = frame.logical_names if frame is not None else X.dtype.names
+    count = len(names) if frame is not None else d
+
+    def resolve(v, what: str) -> int:
+        if isinstance(v, str):
+            if names is None or v not in names:
+                raise ValueError(f"{what}: no column named {v!r}" + (f" (columns: {', '.join(names)})" if names
+                                                                      else "; this table's columns have no names"))
+            j = names.index(v)
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            j = int(v)
+            if not -count <= j < count:
+                raise ValueError(f"{what}: column {j} is out of range for {count} columns")
+            j %= count
+        else:
+            raise TypeError(f"{what} must be a column index or name, got {v!r}")
+        return frame.columns[j].field if frame is not None else j
+
+    return resolve
+
+
+def _target_fields(frame, targets: tuple) -> set:
+    """The targets and, in a DataFrame, their null masks."""
+    masks = set() if frame is None else {c.nulls for c in frame.columns if c.field in targets and c.nulls >= 0}
+    return set(targets) | masks
+
+
+def _column_list(spec, resolve, what: str) -> tuple:
+    """``spec`` (None, an int, a name, or a sequence of them) as a tuple of distinct physical columns."""
+    if spec is None:
+        return ()
+    items = [spec] if isinstance(spec, (str, int, np.integer)) else list(spec)
+    out = [resolve(v, what) for v in items]
+    if len(set(out)) != len(out) or not out:
+        raise ValueError(f"{what}: columns must be distinct and at least one")
+    return tuple(out)
+
+
 def _clustering_bits(rule, H: np.ndarray, widths: np.ndarray, beta: int) -> np.ndarray:
     """Positions from ``rule`` (default Algorithm 1), checked before use."""
     if rule is None:

@@ -7,8 +7,9 @@ Eq. 1 of the paper, in bits::
 ``S_params`` is not left "negligible" here: it is the exact size of the
 parameters the ``.gede`` file stores (fixed header, one codec entry per
 column, the base-position mask and the beta positions, plus the field names
-and dtypes of a mixed-dtype table), so that Eq. 1 can be compared honestly
-with the bytes on disk.
+and dtypes of a mixed-dtype table, the schema of a table given as a
+DataFrame (section FRAM) and the exact cluster statistics (section LERN)),
+so that Eq. 1 can be compared honestly with the bytes on disk.
 """
 
 from __future__ import annotations

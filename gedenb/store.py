@@ -41,15 +41,20 @@ import numpy as np
 
 from . import bits as _bits
 from . import coding as _coding
+from . import frames as _frames
+from . import learning as _learning
 from . import predict as _predict
-from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64
+from ._optional import MissingDependency
+from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64, encode_columns
 from .entrogede import (
     MAX_ROW_BITS,
     MAX_ROWS,
     Compressed,
     _check_compressed,
     _decode_rows,
+    cluster_stats_of,
     recompute_condensed,
+    rows_as,
 )
 from .errors import FormatError
 from .layout import ceil_log2, make_layout
@@ -73,9 +78,12 @@ ENTROPY_FORMAT_VERSION = (3, 0)
 #: (flag PREDICT, section PRED after ROWS; :mod:`gedenb.predict`); 3.0
 #: readers refuse it by the unknown flag.
 PREDICT_FORMAT_VERSION = (3, 1)
+#: (major, minor) per major for a file with section FRAM (a table given as a DataFrame; flag FRAME, which
+#: older readers refuse) or LERN (exact cluster statistics; an extension section older readers skip).
+EXTRAS_VERSION = {1: (1, 1), 2: (2, 1), 3: (3, 2)}
 SUPPORTED_MAJOR = (1, 2, 3)
 #: The newest minor this reader knows, per major.
-_KNOWN_MINOR = {1: FORMAT_VERSION[1], 2: FIELDS_FORMAT_VERSION[1], 3: PREDICT_FORMAT_VERSION[1]}
+_KNOWN_MINOR = {major: minor for major, minor in EXTRAS_VERSION.values()}
 
 _HEADER = struct.Struct("<8sHHIQQIIQII8sIIQQII")
 assert _HEADER.size == FIXED_HEADER_BYTES
@@ -95,6 +103,10 @@ _FLAG_CONDENSED = 1
 _FLAG_CLUSTERED = 2
 _FLAG_ENTROPY = 4
 _FLAG_PREDICT = 8
+_FLAG_FRAME = 16
+#: Section of a DataFrame's schema (flag FRAME) and of the exact cluster statistics, after everything else.
+_FRAME_TAG = b"FRAM"
+_LEARN_TAG = b"LERN"
 #: Section of the code transform (format 3.1, flag PREDICT), after ROWS.
 _PREDICT_TAG = b"PRED"
 #: Sections of entropy-coded deviations (format 3.x), after WGHT.
@@ -130,6 +142,10 @@ def _sections(c: Compressed) -> list:
                 (b"RIDX", np.concatenate([le(k.block_off), le(k.row_off)])), (b"ROWS", k.stream)]
         if c.predict is not None:
             out.append((_PREDICT_TAG, _predict.to_bytes(c.predict)))
+    if c.frame_bytes:
+        out.append((_FRAME_TAG, c.frame_bytes))
+    if c.learning_bytes:
+        out.append((_LEARN_TAG, c.learning_bytes))
     return out
 
 
@@ -185,6 +201,10 @@ def _check_writable(c: Compressed) -> None:
             problems.append("a field of unsupported dtype")
     elif np.dtype(c.dtype).newbyteorder("=") not in SUPPORTED_DTYPES:
         problems.append(f"unsupported dtype {c.dtype}")
+    if c.frame_bytes and names is None:
+        problems.append("a frame schema on a table without fields")
+    if c.learning_bytes and not c.beta:
+        problems.append("cluster statistics without clustering")
     if problems:
         raise ValueError("cannot write this Compressed: " + "; ".join(problems))
 
@@ -200,9 +220,12 @@ def _header(c: Compressed, total: int) -> bytes:
         if getattr(c, "predict", None) is not None:
             major, minor = PREDICT_FORMAT_VERSION
             flags |= _FLAG_PREDICT
+    if c.frame_bytes or c.learning_bytes:
+        major, minor = EXTRAS_VERSION[major]
+        flags |= _FLAG_FRAME if c.frame_bytes else 0
     dtype = _STRUCT_DTYPE if structured else np.dtype(c.dtype).newbyteorder("<").str.encode()
     nsec = len(_section_tags(structured)) + (len(_CODED_TAGS) if c.coded is not None else 0) \
-        + (1 if flags & _FLAG_PREDICT else 0)
+        + (1 if flags & _FLAG_PREDICT else 0) + bool(c.frame_bytes) + bool(c.learning_bytes)
     fields = (
         MAGIC, major, minor, flags,
         c.n, c.m, c.d, c.row_bits, c.n_bases, c.beta, c.tau,
@@ -448,9 +471,17 @@ def _parse(buf, verify: bool):
                           f"{PREDICT_FORMAT_VERSION[1]} or later with entropy-coded deviations")
     if predicted:
         tags_in_order = tags_in_order + (_PREDICT_TAG,)
-    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY | _FLAG_PREDICT):
+    extras = minor >= EXTRAS_VERSION[major][1]  # sections FRAM and LERN may follow
+    framed = bool(flags & _FLAG_FRAME)
+    if framed and (not extras or not structured):
+        raise FormatError(f"header: the FRAME flag needs a mixed-dtype table and format "
+                          f"{EXTRAS_VERSION[major][0]}.{EXTRAS_VERSION[major][1]} or later")
+    if framed:
+        tags_in_order = tags_in_order + (_FRAME_TAG,)
+    if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY | _FLAG_PREDICT | _FLAG_FRAME):
         raise FormatError(f"header: unknown flags {flags:#x}")
-    if nsec < len(tags_in_order) or (nsec != len(tags_in_order) and not newer) \
+    optional = 1 if extras and beta else 0  # LERN
+    if nsec < len(tags_in_order) or (nsec > len(tags_in_order) + optional and not newer) \
             or nsec > (size - FIXED_HEADER_BYTES) // _SECTION.size:
         raise FormatError(f"header: {nsec} sections (expected {len(tags_in_order)})")
     if not newer and (r0 or r1 or r2):
@@ -490,9 +521,14 @@ def _parse(buf, verify: bool):
             raise FormatError(f"{name}: section of {nbytes} bytes runs past the end of the file")
         if any(bytes(buf[start + nbytes:start + nbytes + pad])):
             raise FormatError(f"{name}: padding bytes must be zero")
-        if tag is None:
-            if got in _TAGS or got == _FIELDS_TAG or got in _CODED_TAGS or got == _PREDICT_TAG:
-                raise FormatError(f"{got.decode()}: section repeated")
+        if tag is None and got == _LEARN_TAG and optional and _LEARN_TAG not in sections \
+                and len(sections) == len(tags_in_order):
+            sections[got] = (start, nbytes, scrc)  # the optional LERN, right after the required sections
+        elif tag is None:
+            if got in _TAGS or got in (_FIELDS_TAG, _PREDICT_TAG, _FRAME_TAG, _LEARN_TAG) or got in _CODED_TAGS:
+                raise FormatError(f"{got.decode()}: section repeated or misplaced")
+            if not newer:
+                raise FormatError(f"{got!r}: unknown section in a format {major}.{minor} file")
             if verify and _crc(buf, start, nbytes) != scrc:
                 raise FormatError(f"{got!r}: checksum mismatch (the file is corrupt)")
         else:
@@ -609,7 +645,40 @@ def _parse(buf, verify: bool):
         greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded, predict=pred,
     )
     _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
+    if framed or _LEARN_TAG in sections:
+        compressed = _with_extras(compressed, payload(_FRAME_TAG) if framed else b"",
+                                  payload(_LEARN_TAG) if _LEARN_TAG in sections else b"")
     return compressed, (int(major), int(minor))
+
+
+def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compressed:
+    """``c`` with its FRAM and LERN sections parsed and checked against the table."""
+    import dataclasses
+
+    frame = None
+    if frame_raw:
+        try:
+            frame = _frames.FrameSchema.from_bytes(frame_raw, c.dtype)
+        except MissingDependency:  # NumPy reads need no pyarrow: keep the bytes (checked in outline) for later
+            _frames._split(frame_raw)
+            frame = frame_raw
+    learning = None
+    if learn_raw:
+        meta, _ = _learning.stats_head(learn_raw)
+        if meta["targets"] and max(meta["targets"]) >= c.d:
+            raise FormatError("LERN: a target column out of range")
+        if meta["stored"] != bool(c.m):
+            raise FormatError("LERN: statistics stored exactly when the condensed rows are")
+        grid = None
+        if c.m:
+            rows = _decode_rows(c, np.arange(c.n, c.n + c.m, dtype=np.int64))
+            grid = encode_columns(rows, c.codecs, check=False)
+        learning = _learning.stats_from_bytes(learn_raw, c.codecs, c.dtype, np.asarray(c.weights), grid, c.d)
+        if learning is None:
+            d = c.d
+            learning = _learning.CondensedStats(np.zeros((0, d)), np.zeros((0, d), np.int64),
+                                                np.zeros((0, d), np.int64), meta["targets"], meta["task"])
+    return dataclasses.replace(c, frame=frame, frame_bytes=frame_raw, learning=learning, learning_bytes=learn_raw)
 
 
 class _PathReader:
@@ -741,7 +810,7 @@ class Reader(_PathReader):
     def __len__(self) -> int:
         return self.n
 
-    def read_rows(self, indices) -> np.ndarray:
+    def read_rows(self, indices, as_frame=None):
         """Decode only the given rows.
 
         Parameters
@@ -749,11 +818,16 @@ class Reader(_PathReader):
         indices : int, slice or 1-D integer array-like
             Row numbers in ``[-n, n)`` (negative counts from the end), in any
             order, repeats allowed.
+        as_frame : None, True or {"pandas", "polars", "arrow"}
+            As :func:`gedenb.decompress`: None gives NumPy; True the kind of
+            frame the table was given as (a pandas RangeIndex keeps the rows'
+            labels); or name one.
 
         Returns
         -------
         (k, d) ndarray of the table's dtype, rows in the order asked for;
-        for a mixed-dtype table a (k,) structured array (one record per row).
+        for a mixed-dtype table a (k,) structured array (one record per row);
+        or a frame (``as_frame``).
 
         Raises
         ------
@@ -767,6 +841,9 @@ class Reader(_PathReader):
             A requested record is corrupt (only possible when the file was
             opened with ``verify=False``).
         """
+        if as_frame is not None:
+            rows = _row_indices(indices, self._c().n)
+            return rows_as(self._c(), self.read_rows(rows), rows, as_frame)
         lean = self._lean  # None once closed
         if lean is not None and type(indices) is np.ndarray and indices.dtype is _INT64 and indices.ndim == 1 \
                 and (flags := indices.flags).c_contiguous and flags.aligned:
@@ -796,15 +873,20 @@ class Reader(_PathReader):
             return self.read_rows(np.array([i % n], dtype=np.int64))[0]
         return self.read_rows(indices)
 
-    def condensed(self):
+    def condensed(self, exact: bool = True):
         """Condensed samples and weights, as :func:`gedenb.condensed`.
 
-        Stored samples are decoded from rows ``n .. n + m - 1``; in the
-        storage-constrained mode they are recomputed from all rows.
+        The exact means from section LERN when the file has it (and
+        ``exact``); else the stored samples, decoded from rows
+        ``n .. n + m - 1``; in the storage-constrained mode they are
+        recomputed from all rows.
         """
         c = self._c()
         if c.beta == 0:
             raise ValueError("this file was compressed without clustering (beta=None): no condensed samples")
+        if exact and c.learning is not None:
+            stats, weights = cluster_stats_of(c)
+            return stats.means, np.array(weights)
         # a sample may be a signalling NaN (exact data of a float column): widening it is not an error
         with np.errstate(invalid="ignore"):
             if c.store_condensed:

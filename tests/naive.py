@@ -159,6 +159,39 @@ def centroids(X, labels, m):
     return means.reshape(m, d), np.asarray(counts, dtype=np.int64)
 
 
+def exact_centroids(X, labels, m):
+    """Group means of every column skipping NaN, from exact rational sums rounded once to float64 (an
+    infinity makes the mean infinite, both signs NaN), and the NaN counts per group and column."""
+    from fractions import Fraction
+
+    d = X.shape[1]
+    sums = [[Fraction(0)] * d for _ in range(m)]
+    inf = [[set() for _ in range(d)] for _ in range(m)]
+    nans = np.zeros((m, d), dtype=np.int64)
+    counts = np.zeros(m, dtype=np.int64)
+    for i in range(X.shape[0]):
+        g = int(labels[i])
+        counts[g] += 1
+        for j in range(d):
+            v = X[i, j]
+            v = int(v) if isinstance(v, (np.integer, np.bool_)) else float(v)
+            if v != v:
+                nans[g, j] += 1
+            elif isinstance(v, float) and abs(v) == float("inf"):
+                inf[g][j].add(v > 0)
+            else:
+                sums[g][j] += Fraction(v)
+    means = np.empty((m, d), dtype=np.float64)
+    for g in range(m):
+        for j in range(d):
+            present = counts[g] - nans[g, j]
+            if inf[g][j]:
+                means[g, j] = np.nan if len(inf[g][j]) == 2 else (np.inf if True in inf[g][j] else -np.inf)
+            else:
+                means[g, j] = float(sums[g][j] / present) if present else np.nan
+    return means, counts, nans
+
+
 # --------------------------------------------------------------------------
 # compression phase
 # --------------------------------------------------------------------------

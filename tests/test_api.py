@@ -12,8 +12,8 @@ import gedenb
 def test_all_is_sorted_and_pinned():
     assert gedenb.__all__ == sorted(gedenb.__all__)
     assert set(gedenb.__all__) == {
-        "Codecs", "Compressed", "FormatError", "Reader", "SizeBreakdown", "compress", "condensed",
-        "decompress", "eq1_bits", "fit_codecs", "open", "save", "size_breakdown",
+        "Codecs", "Compressed", "FormatError", "LearningSet", "Reader", "SizeBreakdown", "compress", "condensed",
+        "decompress", "eq1_bits", "fit_codecs", "learning_set", "open", "save", "size_breakdown",
     }
     for name in gedenb.__all__:
         assert hasattr(gedenb, name)
@@ -31,7 +31,8 @@ def test_import_has_no_heavy_side_effects():
 @pytest.mark.parametrize(
     "bad, exc, words",
     [
-        ([[1, 2], [3, 4]], TypeError, "NumPy array"),
+        ([[1, "2"], [3, 4]], TypeError, "numbers only"),
+        ({1, 2}, TypeError, "NumPy array"),
         (np.zeros((2, 2), dtype=object), TypeError, "not supported"),
         (np.zeros((2, 2), dtype=np.complex128), TypeError, "astype"),
         (np.array([["a", "b"]]), TypeError, "not supported"),
@@ -113,13 +114,21 @@ def test_condensed_needs_clustering():
         gedenb.decompress(np.zeros(3))
 
 
-def test_condensed_samples_are_cluster_means_on_the_codec_grid():
+def test_condensed_samples_are_exact_means_and_the_stored_rows_on_the_codec_grid():
     X = np.array([[1, 10], [1, 11], [2, 10], [2, 13], [2, 14]], dtype=np.int32)
+    for c in (gedenb.compress(X, beta=1), gedenb.compress(X, beta=1, exact_condensed=False)):
+        s, w = gedenb.condensed(c, exact=False)
+        # the clustering bit is column 0's MSB (1 -> 0, 2 -> 1 after the offset)
+        assert w.tolist() == [2, 3]
+        assert s.tolist() == [[1.0, 10.0], [2.0, 12.0]]  # 10.5 -> 10 (half to even), 12.33 -> 12
+    assert gedenb.condensed(c)[0].tolist() == [[1.0, 10.0], [2.0, 12.0]]  # no exact statistics kept
     c = gedenb.compress(X, beta=1)
-    s, w = gedenb.condensed(c)
-    # the clustering bit is column 0's MSB (1 -> 0, 2 -> 1 after the offset)
-    assert w.tolist() == [2, 3]
-    assert s.tolist() == [[1.0, 10.0], [2.0, 12.0]]  # 10.5 -> 10 (half to even), 12.33 -> 12
+    assert gedenb.condensed(c)[0].tolist() == [[1.0, 10.5], [2.0, 37 / 3]]
+
+
+def test_a_list_of_rows_is_a_table():
+    c = gedenb.compress([[1, 2.5], [3, 4.0]])
+    assert gedenb.decompress(c).tolist() == [[1.0, 2.5], [3.0, 4.0]]
 
 
 def test_one_row_one_column_and_all_constant():

@@ -36,6 +36,12 @@ distributed = pytest.importorskip("distributed")
 gdask = pytest.importorskip("gedenb.dask")
 
 
+def _single(*args, **kwargs):
+    """Single-machine compress as gedenb.dask writes it: the paper's file, without section LERN (sharded
+    stores keep no exact cluster statistics yet)."""
+    return gedenb.compress(*args, exact_condensed=False, **kwargs)
+
+
 @pytest.fixture
 def threads():
     with dask.config.set(scheduler="threads"):
@@ -175,7 +181,7 @@ def test_equals_single_machine(threads, tmp_path, rng, dtype, beta):
     X = table(rng, 3000, dtype)
     sizes = [1000, 1, 999, 700, 300]
     s = gdask.compress(chunked(X, sizes), tmp_path / "s", beta=beta, sample_rows=len(X))
-    c = gedenb.compress(X, beta=beta)
+    c = _single(X, beta=beta)
     assert s.shard_rows.tolist() == sizes
     check_same(X, s, c, tmp_path / "s")
 
@@ -183,7 +189,7 @@ def test_equals_single_machine(threads, tmp_path, rng, dtype, beta):
 def test_mixed_dtype_table_equals_single_machine(threads, tmp_path):
     T = synthetic_mixed(30_000, seed=3)
     s = gdask.compress(da.from_array(T, chunks=7000), tmp_path / "s", beta=8, sample_rows=len(T))
-    c = gedenb.compress(T, beta=8)
+    c = _single(T, beta=8)
     check_same(T, s, c, tmp_path / "s")
     with gedenb.open(tmp_path / "s") as r:
         assert r.fields == T.dtype.names
@@ -194,20 +200,20 @@ def test_options_pass_through(threads, tmp_path, rng):
     X = table(rng, 2000)
     kw = dict(beta=4, tau=3, widths="native", cluster_columns=[0, 1, 3])
     s = gdask.compress(chunked(X, [500] * 4), tmp_path / "s", sample_rows=len(X), **kw)
-    check_same(X, s, gedenb.compress(X, **kw), tmp_path / "s")
+    check_same(X, s, _single(X, **kw), tmp_path / "s")
 
     def rule(H, widths, beta):
         return np.argsort(H, kind="stable")[-beta:]
 
     s = gdask.compress(chunked(X, [1500, 500]), tmp_path / "r", beta=3, cluster_rule=rule, sample_rows=len(X))
-    check_same(X, s, gedenb.compress(X, beta=3, cluster_rule=rule), tmp_path / "r")
+    check_same(X, s, _single(X, beta=3, cluster_rule=rule), tmp_path / "r")
 
 
 def test_keys_wider_than_one_word(threads, tmp_path, rng):
     """Clustering keys of 70 bits and a base of more than 64 bits (native widths keep constant bits)."""
     X = rng.uniform(1, 2, size=(600, 8))  # sign and exponent bits constant: 96 base bits at least
     s = gdask.compress(chunked(X, [200, 250, 150]), tmp_path / "s", beta=70, widths="native", sample_rows=600)
-    c = gedenb.compress(X, beta=70, widths="native")
+    c = _single(X, beta=70, widths="native")
     assert c.base_bits > 64
     check_same(X, s, c, tmp_path / "s")
 
@@ -215,7 +221,7 @@ def test_keys_wider_than_one_word(threads, tmp_path, rng):
 def test_constant_table(threads, tmp_path):
     X = np.full((50, 3), 7, dtype=np.int16)
     s = gdask.compress(chunked(X, [20, 30]), tmp_path / "s", sample_rows=50)
-    c = gedenb.compress(X)
+    c = _single(X)
     assert s.row_bits == 0
     check_same(X, s, c, tmp_path / "s")
 
@@ -226,7 +232,7 @@ def test_constant_table(threads, tmp_path):
 def test_sampled_base_search_is_still_lossless(threads, tmp_path, rng):
     X = table(rng, 6000)
     s = gdask.compress(chunked(X, [2000] * 3), tmp_path / "s", beta=5, sample_rows=900, seed=7)
-    c = gedenb.compress(X, beta=5)
+    c = _single(X, beta=5)
     assert s.sample_rows == 900
     with gedenb.open(tmp_path / "s") as r:
         assert r.read_rows(slice(None)).tobytes() == X.tobytes()
@@ -249,7 +255,7 @@ def test_default_sample_is_all_rows_of_a_small_table(threads, tmp_path, rng):
     X = table(rng, 500)
     s = gdask.compress(chunked(X, [250, 250]), tmp_path / "s", beta=3)
     assert s.sample_rows == 500 <= gdask.DEFAULT_SAMPLE_ROWS
-    check_same(X, s, gedenb.compress(X, beta=3), tmp_path / "s")
+    check_same(X, s, _single(X, beta=3), tmp_path / "s")
 
 
 def test_npy_files_and_dask_array_give_the_same_store(threads, tmp_path, rng):
@@ -263,14 +269,14 @@ def test_npy_files_and_dask_array_give_the_same_store(threads, tmp_path, rng):
     gdask.compress(chunked(X, [1000] * 3), tmp_path / "b", beta=4)
     for name in os.listdir(tmp_path / "b"):  # the same files, byte for byte
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    check_same(X, a, gedenb.compress(X, beta=4), tmp_path / "a")
+    check_same(X, a, _single(X, beta=4), tmp_path / "a")
 
 
 def test_column_chunks_are_joined(threads, tmp_path, rng):
     X = table(rng, 1000)
     s = gdask.compress(da.from_array(X, chunks=(400, 2)), tmp_path / "s", beta=2, sample_rows=1000)
     assert s.shard_rows.tolist() == [400, 400, 200]
-    check_same(X, s, gedenb.compress(X, beta=2), tmp_path / "s")
+    check_same(X, s, _single(X, beta=2), tmp_path / "s")
 
 
 def test_progress_uses_dask_diagnostics(threads, tmp_path, rng, capsys):
@@ -542,7 +548,7 @@ def test_local_cluster_mixed_table_equals_single_machine(cluster, tmp_path):
         paths.append(str(tmp_path / f"part{i}.npy"))
         np.save(paths[-1], part)
     del part
-    c = gedenb.compress(T, beta=10)
+    c = _single(T, beta=10)
     s = gdask.compress(paths, tmp_path / "s", beta=10, sample_rows=n)
     assert s.shard_rows.tolist() == [n // 4] * 4
     check_same(T, s, c, tmp_path / "s")
@@ -562,7 +568,7 @@ def test_local_cluster_dask_array_input(cluster, tmp_path, capsys):
     assert "Completed" in capsys.readouterr().out  # distributed's own progress bar
     for name in os.listdir(tmp_path / "a"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    check_same(T, gedenb.open(tmp_path / "a").summary, gedenb.compress(T, beta=6), tmp_path / "a")
+    check_same(T, gedenb.open(tmp_path / "a").summary, _single(T, beta=6), tmp_path / "a")
 
 
 @pytest.mark.slow
@@ -575,7 +581,7 @@ def test_local_cluster_large_sampled(cluster, tmp_path):
         paths.append(str(tmp_path / f"part{i}.npy"))
         np.save(paths[-1], part)
     s = gdask.compress(paths, tmp_path / "s", beta=10, sample_rows=1_000_000)
-    c = gedenb.compress(T, beta=10)
+    c = _single(T, beta=10)
     with gedenb.open(tmp_path / "s") as r:
         assert r.read_rows(slice(None)).tobytes() == T.tobytes()
         samples, weights = r.condensed()

@@ -237,12 +237,16 @@ def check_compress(X, beta, tau, store_condensed=True):
     if beta is not None:
         beta_pos = naive.cluster_positions(H, widths, beta)
         assert c.beta_positions.tolist() == beta_pos
-        samples, weights, _ = expected_condensed(X, codecs, bitmat, beta_pos)
-        got_samples, got_weights = condensed(c)
+        samples, weights, labels = expected_condensed(X, codecs, bitmat, beta_pos)
+        got_samples, got_weights = condensed(c, exact=False)  # the stored rows: on the codec grid
         assert got_samples.dtype == np.float64
         np.testing.assert_array_equal(got_weights, weights)
         np.testing.assert_array_equal(got_samples, samples)
         assert got_weights.sum() == n
+        exact, counts, nans = naive.exact_centroids(X, labels, len(weights))
+        got_exact, got_weights = condensed(c)  # the exact means (section LERN, or recomputed)
+        np.testing.assert_array_equal(got_weights, counts)
+        np.testing.assert_allclose(got_exact, exact, rtol=1e-13, atol=0)
         if store_condensed:
             m = len(weights)
             ccodes = encode_columns(samples.astype(X.dtype), codecs)
@@ -252,7 +256,8 @@ def check_compress(X, beta, tau, store_condensed=True):
         with pytest.raises(ValueError):
             condensed(c)
     assert c.m == m
-    s_params = params_bits(d, l_t, 0 if beta is None else beta)
+    s_params = params_bits(d, l_t, 0 if beta is None else beta) + 8 * len(c.learning_bytes)  # LERN: parameters too
+    assert bool(c.learning_bytes) == (beta is not None)
     mask, n_b, labels, sizes = naive.greedy(full, naive.position_counts(full), H, n, m, tau, s_params)
     np.testing.assert_array_equal(c.base_mask, mask)
     assert c.n_bases == n_b

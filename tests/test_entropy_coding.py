@@ -634,7 +634,7 @@ def _file(rng, tmp_path, image=False):
         assert c.coded.model.split
     else:
         X = np.round(rng.normal(size=(300, 4)) * 100) / 100
-        c = gedenb.compress(X, beta=3, coding="entropy")
+        c = gedenb.compress(X, beta=3, coding="entropy", exact_condensed=False)  # the 3.0 layout
     path = tmp_path / ("img.gede" if image else "tab.gede")
     gedenb.save(c, path)
     return X, path

@@ -127,7 +127,9 @@ def check_round_trip(T, kw, data, folder):
     size = gedenb.save(c, path)
     assert size == path.stat().st_size
     with gedenb.open(path, verify=data.draw(st.booleans(), label="verify")) as r:
-        assert r.version == (2, 0) and r.shape == (n, d) and r.dtype == T.dtype and len(r) == n
+        # clustered tables keep their exact cluster statistics (section LERN): format 2.1
+        assert r.version == ((2, 1) if kw["beta"] else (2, 0)) and r.shape == (n, d) and r.dtype == T.dtype
+        assert len(r) == n
         assert same(r.read_rows(slice(None)), T)
         idx = data.draw(st.lists(st.integers(-n, n - 1), min_size=0, max_size=40), label="rows")
         assert same(r.read_rows(idx), T[np.asarray(idx, dtype=np.int64)])
@@ -219,9 +221,12 @@ def test_homogeneous_files_are_unchanged():
         "float32": (rng.normal(size=(90, 3)).astype(np.float32), dict(beta=3, tau=2)),
     }
     for name, (X, kw) in tables.items():
-        data = _store.to_bytes(gedenb.compress(X, **kw))
+        data = _store.to_bytes(gedenb.compress(X, exact_condensed=False, **kw))  # the paper's file, as before
         assert struct.unpack_from("<HH", data, 8) == (1, 0)
         assert hashlib.sha256(data).hexdigest() == GOLDEN[name], name
+        if kw.get("beta"):  # with the exact cluster statistics: 1.1, the same sections and LERN after them
+            lern = _store.to_bytes(gedenb.compress(X, **kw))
+            assert struct.unpack_from("<HH", lern, 8) == (1, 1) and struct.unpack_from("<I", lern, 64) == (7,)
 
 
 # --------------------------------------------------------------------------
@@ -275,13 +280,21 @@ def test_condensed_matches_the_oracle(beta, seed, store_condensed, tmp_path):
     c = gedenb.compress(T, beta=beta, store_condensed=store_condensed)
     assert c.beta_positions.tolist() == naive.cluster_positions(c.entropy, c.codecs.width, beta)
     want, wweights = oracle_condensed(T, c.codecs, c.beta_positions)
-    got, weights = gedenb.condensed(c)
+    got, weights = gedenb.condensed(c, exact=False)
     assert same(weights, wweights)
     assert same(got, want)
+    codes = encode_columns(T, c.codecs)
+    labels, m = naive.groups(naive.bits_matrix(codes, c.codecs.width), c.beta_positions)
+    exact, counts, _ = naive.exact_centroids(np.stack([T[f] for f in T.dtype.names], axis=1).astype(object),
+                                             labels, m)
+    got, weights = gedenb.condensed(c)
+    assert same(weights, counts)
+    np.testing.assert_allclose(got, exact, rtol=1e-13, atol=0)
     gedenb.save(c, tmp_path / "o.gede")
     with gedenb.open(tmp_path / "o.gede") as r:
-        s, w = r.condensed()
-    assert same(s, want) and same(w, wweights)
+        s, w = r.condensed(exact=False)
+        assert same(s, want) and same(w, wweights)
+        assert same(r.condensed()[0], got)
     s2, w2 = gedenb.entrogede.recompute_condensed(T, c.codecs, c.beta_positions)
     assert same(s2, want) and same(w2, wweights)
 
@@ -412,7 +425,7 @@ def fuzz_table() -> np.ndarray:
 @pytest.fixture(scope="module")
 def mixed_file(tmp_path_factory):
     T = fuzz_table()
-    c = gedenb.compress(T, beta=5)
+    c = gedenb.compress(T, beta=5, exact_condensed=False)  # the 2.0 layout (section LERN: test_learning.py)
     path = tmp_path_factory.mktemp("mixed") / "m.gede"
     gedenb.save(c, path)
     return T, c, path.read_bytes()
@@ -681,7 +694,7 @@ def test_cli_shows_fields_and_writes_a_structured_npy(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(tmp_path / "t.gede"), "--columns"]) == 0
     text = capsys.readouterr().out
-    assert ".gede format 2.0" in text and "8 fields" in text
+    assert ".gede format 2.1" in text and "8 fields" in text
     assert ("fields         i int16, dec float64, bin float32, ieee float64, flag bool, u uint8, h float16, "
             "c int64") in text
     assert "column    1: dec (float64) decimal:" in text and "raw records" in text

@@ -131,7 +131,8 @@ def low_entropy_positions(entropy: np.ndarray, widths: np.ndarray, beta: int) ->
 
 
 def compress_variant(train: np.ndarray, beta: int, clustering: str = "features", tau: int = TAU):
-    """``compress(train, beta, tau)`` with the clustering bits of one variant.
+    """``compress(train, beta, tau)`` with the clustering bits of one variant: the paper's file, whose
+    condensed samples are the stored rows on the codec grid (``exact_condensed=False``).
 
     ``"features"``: Algorithm 1 on the feature columns (all but the last);
     ``"all"``: Algorithm 1 on every column, target included;
@@ -139,11 +140,11 @@ def compress_variant(train: np.ndarray, beta: int, clustering: str = "features",
     """
     d = train.shape[1]
     if clustering == "features":
-        return compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1))
+        return compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1), exact_condensed=False)
     if clustering == "all":
-        return compress(train, beta=beta, tau=tau)
+        return compress(train, beta=beta, tau=tau, exact_condensed=False)
     if clustering == "low":
-        return compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1),
+        return compress(train, beta=beta, tau=tau, cluster_columns=range(d - 1), exact_condensed=False,
                         cluster_rule=low_entropy_positions)
     raise ValueError(f"unknown clustering {clustering!r}; choose from {CLUSTERINGS}")
 
