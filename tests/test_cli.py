@@ -1,3 +1,4 @@
+import importlib.util
 import re
 import subprocess
 import sys
@@ -35,14 +36,233 @@ def test_compress_info_decompress_npy(tmp_path, capsys):
 
 
 def test_compress_csv_gz_with_header(tmp_path):
+    """A CSV is read with pyarrow: header names and per-column types are kept. The .npy of ``decompress`` is the
+    physical table (a structured array: float column a, integer column b), no longer a float64 matrix."""
     import gzip
 
+    pytest.importorskip("pyarrow")
     p = tmp_path / "t.csv.gz"
     with gzip.open(p, "wt") as f:
         f.write("a,b\n1.25,3\n2.5,4\n-0.75,5\n")
     assert main(["compress", str(p), str(tmp_path / "t.gede")]) == 0
     assert main(["decompress", str(tmp_path / "t.gede"), str(tmp_path / "t.npy")]) == 0
-    assert np.load(tmp_path / "t.npy").tolist() == [[1.25, 3.0], [2.5, 4.0], [-0.75, 5.0]]
+    Y = np.load(tmp_path / "t.npy")
+    assert Y.dtype == np.dtype([("a", np.float64), ("b", np.int64)])
+    assert Y["a"].tolist() == [1.25, 2.5, -0.75] and Y["b"].tolist() == [3, 4, 5]
+    assert main(["decompress", str(tmp_path / "t.gede"), str(tmp_path / "back.csv.gz")]) == 0
+    with gzip.open(tmp_path / "back.csv.gz", "rt") as f:
+        assert f.read() == '"a","b"\n1.25,3\n2.5,4\n-0.75,5\n'
+
+
+# --------------------------------------------------------------------------
+# CSV, TSV and Parquet tables (pyarrow)
+# --------------------------------------------------------------------------
+def _read_csv(path):
+    """A CSV / TSV file as the CLI reads it: only empty cells are null, a quoted "" is an empty string."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter="\t" if ".tsv" in path.name else ","),
+                          convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True,
+                                                               quoted_strings_can_be_null=False))
+
+
+def _cells(table) -> dict:
+    """Every column's type and cells, floats as their bytes (NaN payloads, -0.0), nulls as None."""
+    import pyarrow as pa
+
+    out = {}
+    for name, col in zip(table.column_names, table.columns):
+        cells = col.to_pylist()
+        if pa.types.is_floating(col.type):
+            cells = [None if v is None else np.float64(v).tobytes() for v in cells]
+        out[name] = (str(col.type), cells)
+    return out
+
+
+CSV = ('id,name,score,flag,day,count\n'
+       '1,foo,1.5,true,2020-01-01,7\n'
+       '2,,,false,,\n'
+       '3,"",nan,,2021-03-04,-9223372036854775808\n'
+       '4,bar,-0.0,true,2020-01-01,9223372036854775807\n'
+       '5,"a, ""quoted"" one",1e300,false,1999-12-31,0\n')
+
+
+@pytest.mark.parametrize("src, dst", [("t.csv", "back.csv"), ("t.tsv", "back.tsv.gz"), ("t.csv", "back.csv.gz")])
+def test_csv_round_trip_keeps_names_types_and_empty_cells(tmp_path, capsys, src, dst):
+    pytest.importorskip("pyarrow")
+    path, out, back = tmp_path / src, tmp_path / "t.gede", tmp_path / dst
+    text = CSV if src.endswith(".csv") else CSV.replace(",", "\t").replace('"a\t ""quoted"" one"', '"a, ""q"""')
+    path.write_text(text)
+    assert main(["compress", str(path), str(out), "--beta", "3"]) == 0
+    assert "first row: header, detected" in capsys.readouterr().out
+    assert main(["decompress", str(out), str(back)]) == 0
+    original, again = _read_csv(path), _read_csv(back)
+    assert _cells(again) == _cells(original)
+    types = {name: t for name, (t, _) in _cells(original).items()}
+    assert types == {"id": "int64", "name": "string", "score": "double", "flag": "bool", "day": "date32[day]",
+                     "count": "int64"}
+    cells = _cells(again)
+    assert cells["name"][1][:3] == ["foo", None, ""]  # empty cell: missing; quoted "": an empty string
+    assert cells["count"][1][1] is None and cells["flag"][1][2] is None
+    if dst == "back.csv":
+        assert back.read_text().splitlines()[2] == "2,,,false,,"  # empty cells stay empty
+    with gedenb.open(out) as r:
+        frame = r.read_rows(slice(None), as_frame="pandas")
+        assert list(frame.columns) == ["id", "name", "score", "flag", "day", "count"]
+        assert str(frame["id"].dtype) == "int64" and frame["count"].isna().tolist() == [False, True] + [False] * 3
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "frame          Arrow table, 6 columns:" in info
+    assert re.search(r"^  name +string +\(dictionary: 4 distinct values; nullable: field 'name.null'\)$", info, re.M)
+    assert re.search(r"^  id +int64$", info, re.M) and re.search(r"^  day +date32\[day\] +\(nullable", info, re.M)
+
+
+def test_one_column_csv_keeps_blank_lines_as_missing_values(tmp_path):
+    pytest.importorskip("pyarrow")
+    (tmp_path / "one.csv").write_text("v\n1\n\n3\n")  # a blank line is a row of a one-column table
+    (tmp_path / "two.csv").write_text("a,b\n1,2\n\n3,4\n\n")  # ... and no row of a wider one
+    for name, rows in (("one", [{"v": 1}, {"v": None}, {"v": 3}]), ("two", [{"a": 1, "b": 2}, {"a": 3, "b": 4}])):
+        assert main(["compress", str(tmp_path / f"{name}.csv"), str(tmp_path / f"{name}.gede")]) == 0
+        with gedenb.open(tmp_path / f"{name}.gede") as r:
+            assert r.read_rows(slice(None), as_frame="arrow").to_pylist() == rows
+    assert main(["decompress", str(tmp_path / "one.gede"), str(tmp_path / "back.csv")]) == 0
+    assert (tmp_path / "back.csv").read_text() == '"v"\n1\n\n3\n'
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-header"]])
+def test_a_first_row_of_numbers_is_data_not_a_header(tmp_path, capsys, flag):
+    pytest.importorskip("pyarrow")
+    path, out, back = tmp_path / "t.csv", tmp_path / "t.gede", tmp_path / "back.csv"
+    path.write_text("1,,3\n4,5,6\n")
+    assert main(["compress", str(path), str(out), *flag]) == 0
+    assert f"first row: data, {'detected' if not flag else '--no-header'}" in capsys.readouterr().out
+    with gedenb.open(out) as r:
+        assert r.n == 2
+        assert r.read_rows(slice(None), as_frame="arrow").to_pylist() == [
+            {"column_0": 1, "column_1": None, "column_2": 3}, {"column_0": 4, "column_1": 5, "column_2": 6}]
+    assert main(["decompress", str(out), str(back)]) == 0
+    assert back.read_text() == "1,,3\n4,5,6\n"  # written back without a header, as it came
+
+
+def test_header_flag_on_a_row_with_an_empty_cell_is_refused(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    path, out = tmp_path / "t.csv", tmp_path / "t.gede"
+    path.write_text("1,,3\n4,5,6\n")
+    assert main(["compress", str(path), str(out), "--header"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: header cell 1 is empty (''); every column needs its own name (or pass --no-header)"]
+    assert not out.exists()
+    path.write_text("1,2,3\n4,5,6\n")  # asked for: names "1", "2", "3" over one row
+    assert main(["compress", str(path), str(out), "--header"]) == 0
+    with gedenb.open(out) as r:
+        assert r.read_rows(slice(None), as_frame="arrow").to_pylist() == [{"1": 4, "2": 5, "3": 6}]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("a,b\nx,y\nz,w\n", "no column holds numbers, booleans, dates or times below it to compare it with"),
+    ("id,7\n1,8\n2,9\n", "its cells in columns 1 read as values of those columns, those in columns 0 do not"),
+    ("x,x\n1,2\n3,4\n", "it reads as names, but some of its cells are empty or repeated"),
+    (",a\n0,1.5\n1,2.5\n", "its cells in columns 0 read as values of those columns, those in columns 1 do not"),
+    ("a,b\n", "no column holds numbers, booleans, dates or times below it to compare it with"),
+])
+def test_an_ambiguous_first_row_is_refused_with_what_to_pass(tmp_path, capsys, text, reason):
+    pytest.importorskip("pyarrow")
+    path, out = tmp_path / "t.csv", tmp_path / "t.gede"
+    path.write_text(text)
+    assert main(["compress", str(path), str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: cannot tell whether the first row is a header ({reason}); pass --header or --no-header"]
+    assert not out.exists()
+    assert main(["compress", str(path), str(out), "--no-header"]) == 0  # the whole file, as data
+    with gedenb.open(out) as r:
+        assert r.n == text.count("\n")
+
+
+def test_an_all_empty_column_is_refused_by_name(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,\n2,\n")
+    assert main(["compress", str(path), str(tmp_path / "t.gede")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: column 'b' has no values (every cell is empty), so it has no type to store it as; "
+        "drop the column or fill it"]
+
+
+def test_target_is_kept_out_of_clustering_and_learns_from_the_file(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(0)
+    x0, x1 = rng.integers(0, 16, 400), rng.integers(0, 8, 400)
+    label = np.array(["low", "mid", "high"])[(x0 + x1) % 3]
+    path, out = tmp_path / "t.csv", tmp_path / "t.gede"
+    path.write_text("x0,x1,label\n" + "".join(f"{a},{b},{c}\n" for a, b, c in zip(x0, x1, label)))
+    assert main(["compress", str(path), str(out), "--target", "label"]) == 2
+    assert capsys.readouterr().err.startswith("error: --target needs --beta")
+    assert main(["compress", str(path), str(out), "--beta", "4", "--target", "label"]) == 0
+    assert "target         label (classification, 3 classes)" in capsys.readouterr().out
+    with gedenb.open(out) as r:
+        learning, names = r.compressed.learning, r.compressed.dtype.names
+        assert [names[t] for t in learning.targets] == ["label"] and learning.task == "classification"
+        ls = gedenb.learning_set(r)
+    assert ls.feature_names == ("x0", "x1") and ls.target_name == "label" and ls.task == "classification"
+    assert ls.sample_weight.sum() == 400 and len(ls.X) == len(ls.y) == len(ls.sample_weight)
+    assert main(["compress", str(path), str(out), "--beta", "4", "--target", "2", "--cluster-columns", "0,x1"]) == 0
+    with gedenb.open(out) as r:
+        assert [r.compressed.dtype.names[t] for t in r.compressed.learning.targets] == ["label"]
+    capsys.readouterr()
+    assert main(["compress", str(path), str(out), "--beta", "4", "--cluster-columns", "x0,nope"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --cluster-columns: no column named 'nope' "
+                                                    "(columns: x0, x1, label)"]
+
+
+def test_parquet_round_trip(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "when": pa.array([0, 10**15, None, -5], type=pa.timestamp("us", tz="Europe/Copenhagen")),
+        "small": pa.array([1, -2, 3, None], type=pa.int8()),
+        "ratio": pa.array([0.5, -0.0, float("inf"), 1e-30], type=pa.float32()),
+        "city": pa.array(["Aarhus", None, "Aalborg", "Aarhus"]),
+        "kind": pa.array(["a", "b", "a", None]).dictionary_encode(),
+    })
+    src, out, back = tmp_path / "t.parquet", tmp_path / "t.gede", tmp_path / "back.parquet"
+    pq.write_table(table, src)
+    assert main(["compress", str(src), str(out), "--beta", "2"]) == 0
+    assert main(["decompress", str(out), str(back)]) == 0
+    again = pq.read_table(back)
+    assert again.schema.equals(pq.read_table(src).schema) and _cells(again) == _cells(pq.read_table(src))
+    assert main(["compress", str(src), str(out), "--header"]) == 2  # CSV only
+
+
+def test_missing_pyarrow_is_one_line_naming_the_extra_before_any_work(monkeypatch, tmp_path, capsys):
+    X = np.arange(12, dtype=np.int32).reshape(4, 3)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["compress", str(tmp_path / "x.npy"), str(tmp_path / "x.gede")]) == 0
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n3,4\n5,2\n")
+    framed = importlib.util.find_spec("pyarrow") is not None
+    if framed:  # a file of a CSV table, for `info` without pyarrow below
+        argv = ["compress", str(tmp_path / "t.csv"), str(tmp_path / "t.gede"), "--beta", "1", "--target", "b"]
+        assert main(argv) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` raises ImportError
+    for argv, line in (
+            (["compress", str(tmp_path / "t.csv"), str(tmp_path / "t.gede")], "reading CSV"),
+            (["compress", str(tmp_path / "t.parquet"), str(tmp_path / "t.gede")], "reading Parquet"),
+            (["decompress", str(tmp_path / "x.gede"), str(tmp_path / "back.csv")], "writing CSV")):
+        assert main(argv) == 2
+        out = capsys.readouterr()
+        assert out.err.splitlines() == [f'error: {line} needs pyarrow: pip install "gedenb[frames]"']
+        assert out.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"] + ["t.gede"] * framed + ["x.gede", "x.npy"]
+    assert main(["decompress", str(tmp_path / "x.gede"), str(tmp_path / "back.npy")]) == 0  # NumPy needs no pyarrow
+    assert np.array_equal(np.load(tmp_path / "back.npy"), X)
+    if framed:
+        capsys.readouterr()
+        assert main(["info", str(tmp_path / "t.gede")]) == 0
+        out = capsys.readouterr().out
+        assert 'frame          from a DataFrame or Arrow table (listing its columns needs pyarrow: pip install ' \
+               '"gedenb[frames]")' in out
+        assert "target         b (classification, 2 classes)" in out
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
@@ -219,7 +439,9 @@ def test_extras_table_agrees_with_pyproject():
         return
     # the section's `extra = ["package>=version", ...]` lines (tomllib is Python 3.11+, gedenb supports 3.10)
     section = pyproject.read_text(encoding="utf-8").split("[project.optional-dependencies]")[1].split("\n[")[0]
-    listed = {package: extra for extra, reqs in re.findall(r"^(\w+) = \[(.*)\]$", section, re.M)
+    module_of = {"scikit-learn": "sklearn"}  # distribution names that differ from the module's
+    listed = {module_of.get(package, package): extra
+              for extra, reqs in re.findall(r"^(\w+) = \[(.*)\]$", section, re.M)
               for package in re.findall(r'"([A-Za-z0-9_.-]+)', reqs)}
     assert {"torch", "matplotlib", "dask"} <= set(listed)
     assert listed == {module: extra for module, (_, extra) in EXTRAS.items() if module in listed}
