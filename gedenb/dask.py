@@ -331,7 +331,7 @@ def _shard_task(block, plan: _Plan, bases: _Dictionary, base_runs, id_bits, dev_
     words = _words(X, plan.codecs, plan.l_t)
     ids = bases.lookup(_keys(words, base_runs, bases.nbits))
     records = gather_records(words, np.arange(X.shape[0], dtype=np.int64), ids, id_bits, dev_runs)
-    info = _sh.write_words(folder, _sh.shard_name(index), records)
+    info = _sh.write_words(folder, _sh.shard_name(index, _sh.generation(folder)), records)
     info["rows"] = int(X.shape[0])
     return info
 
@@ -586,10 +586,11 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
         shards = _compute(tasks, progress)
         crec = gather_records(cwords, np.arange(m, dtype=np.int64), bases.lookup(ckeys), layout.id_bits,
                               layout.dev_runs) if m else np.zeros(0, np.uint64)
+        gen = _sh.generation(tmp)
         files = {
-            "bases": _sh.write_words(tmp, "bases.u64", base_stream),
-            "condensed": _sh.write_words(tmp, "condensed.u64", crec),
-            "weights": _sh.write_words(tmp, "weights.i64", weights.astype(np.int64)),
+            "bases": _sh.write_words(tmp, f"{gen}bases.u64", base_stream),
+            "condensed": _sh.write_words(tmp, f"{gen}condensed.u64", crec),
+            "weights": _sh.write_words(tmp, f"{gen}weights.i64", weights.astype(np.int64)),
         }
         for a in (mask, weights, beta_pos, H, sizes):
             a.setflags(write=False)

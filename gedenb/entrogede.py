@@ -187,6 +187,10 @@ class Compressed(_DerivedSizes):
         serialised form (section LERN).  In the storage-constrained mode only
         the targets are kept (``learning.means`` has no rows) and the rest
         is recomputed.
+    unverified : dict or None
+        For a table opened with ``verify=False``: the file's CRC-32 of each
+        bulk section (BASE, RECS, WGHT, RIDX, ROWS) that was not checked;
+        :func:`gedenb.save` checks them before writing the data again.
     """
 
     shape: tuple
@@ -209,6 +213,7 @@ class Compressed(_DerivedSizes):
     frame_bytes: bytes = field(default=b"", repr=False, compare=False)
     learning: object = field(default=None, repr=False, compare=False)
     learning_bytes: bytes = field(default=b"", repr=False, compare=False)
+    unverified: object = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         s = size_breakdown(self)

@@ -128,8 +128,16 @@ def write_words(folder, name: str, words: np.ndarray) -> dict:
     return {"file": name, "nbytes": len(view), "crc32": zlib.crc32(view)}
 
 
-def shard_name(index: int) -> str:
-    return f"shard-{index:06d}.u64"
+def shard_name(index: int, generation: str = "") -> str:
+    return f"{generation}shard-{index:06d}.u64"
+
+
+def generation(tmp) -> str:
+    """The tag that the files of a store written in folder ``tmp`` carry in their names: the random part of
+    the temporary folder's name (:func:`new_store_folder`), so that an overwrite can move them next to the
+    files of the store it replaces without a clash."""
+    name = Path(os.fspath(tmp)).name
+    return "g" + name[:-len(".tmp")].rsplit(".", 1)[1] + "-"
 
 
 def _canonical(body: dict) -> bytes:
@@ -210,19 +218,63 @@ def check_target(path, overwrite: bool) -> None:
         raise FileExistsError(errno.EEXIST, "exists and is not a sharded gedenb store; not replacing it", str(p))
 
 
+def _rename(src, dst) -> None:
+    """``os.replace`` (one place, so that tests can fail each step of a commit in turn)."""
+    os.replace(src, dst)
+
+
+#: What the files of a store are called (new ones carry a generation tag, see :func:`generation`).
+_STORE_FILE = re.compile(r"^(g[a-z0-9_]{1,16}-)?(bases\.u64|condensed\.u64|weights\.i64|shard-\d{6}\.u64)$")
+
+
+def _manifest_files(doc: dict) -> set:
+    """Names of the files a manifest (body) refers to."""
+    names = {e.get("file") for e in doc.get("files", {}).values() if isinstance(e, dict)}
+    names |= {s.get("file") for s in doc.get("shards", []) if isinstance(s, dict)}
+    return {f for f in names if isinstance(f, str)}
+
+
 def commit_store(tmp: Path, path, overwrite: bool) -> None:
-    """Move a finished store from ``tmp`` to ``path`` (a rename; see :func:`check_target`)."""
+    """Move a finished store from ``tmp`` to ``path`` (see :func:`check_target`).
+
+    A new store is one rename of the folder.  Replacing a store keeps its folder: the new files (their
+    names carry the new generation's tag) are renamed into it beside the old ones, then the new manifest is
+    renamed over the old one -- the one step that switches versions -- and only then are the old files
+    removed.  A crash at any point leaves a complete store at ``path``: the old one up to the manifest's
+    rename, the new one after it (with files of the other version left over at most).
+    """
     path = Path(os.fspath(path))
     check_target(path, overwrite)
     _fsync_dir(tmp)
-    old = None
-    if os.path.lexists(path) and any(path.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=tmp.parent))
-        os.replace(path, old / "store")
-    os.replace(tmp, path)  # also replaces an empty folder atomically
-    _fsync_dir(path.parent if str(path.parent) else ".")
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not (os.path.lexists(path) and any(path.iterdir())):
+        _rename(tmp, path)  # also replaces an empty folder atomically
+        _fsync_dir(path.parent if str(path.parent) else ".")
+        return
+    new = sorted(f for f in os.listdir(tmp) if f != MANIFEST)
+    clash = set(new) & set(os.listdir(path))
+    if clash:
+        raise FileExistsError(errno.EEXIST, f"files of the new store already exist in the old one ({sorted(clash)[0]})",
+                              str(path))
+    for name in new:
+        _rename(tmp / name, path / name)
+    _fsync_dir(path)
+    _rename(tmp / MANIFEST, path / MANIFEST)  # the commit point
+    _fsync_dir(path)
+    for name in os.listdir(path):  # the old version's files (not foreign ones: only names a store gives)
+        if name not in new and name != MANIFEST and _STORE_FILE.match(name):
+            try:
+                os.unlink(path / name)
+            except OSError:
+                pass
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def looks_like_a_store(path) -> bool:
+    """Whether folder ``path`` holds files named as a sharded store's are (a store that lost its manifest)."""
+    try:
+        return any(_STORE_FILE.match(name) for name in os.listdir(path))
+    except OSError:
+        return False
 
 
 def is_sharded(path) -> bool:
@@ -263,11 +315,29 @@ def _dtype(descr) -> np.dtype:
     return dtype.newbyteorder("=") if dtype.names is None else dtype
 
 
+#: The largest manifest read (it holds ~50 bytes per row bit and per shard: 2**20 row bits and a million shards
+#: stay far below).
+MAX_MANIFEST_BYTES = 256 << 20
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not np.isfinite(v):
+        raise ValueError(f"number {text} out of range")
+    return v
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse_manifest(raw: bytes) -> dict:
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), parse_float=_finite, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
         raise FormatError("manifest: not valid JSON (the file is corrupt)") from None
+    except RecursionError:
+        raise FormatError("manifest: nested too deeply (the file is corrupt or forged)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError("manifest: not a gedenb sharded store")
     crc = doc.pop("crc32", None)
@@ -328,7 +398,8 @@ class ShardedReader(_PathReader):
             raise error
 
     def _file(self, entry, expect_bytes: int, what: str) -> Path:
-        """Check a manifest file entry against the layout and the file on disk; its path."""
+        """Check a manifest file entry against the layout and the file on disk; its path (and its identity in
+        ``self._ids``, checked again whenever the file is mapped later)."""
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
                 or not _FILE_NAME.match(entry["file"]) or entry["file"] == MANIFEST:
             raise FormatError(f"manifest: bad file entry for {what}")
@@ -348,17 +419,29 @@ class ShardedReader(_PathReader):
         if st.st_size != expect_bytes:
             raise FormatError(f"{what}: {entry['file']} has {st.st_size} bytes, expected {expect_bytes} "
                               "(truncated or extended)")
+        self._ids[p.name] = (st.st_dev, st.st_ino)
         return p
 
-    @staticmethod
-    def _mmap(p: Path, nbytes: int):
-        """``(mmap or None, read-only uint64 words)`` of a file of ``nbytes`` bytes."""
+    def _mmap(self, p: Path, nbytes: int, what: str):
+        """``(mmap or None, read-only uint64 words)`` of exactly ``nbytes`` bytes of ``p``, the very file the
+        reader checked at open (same device and inode, same size): a store overwritten since, or a file
+        renamed over one of its shards, raises FormatError instead of giving rows of neither version or
+        reading past the end of a shorter file."""
         if nbytes == 0:
             empty = np.zeros(0, dtype=np.uint64)
             empty.setflags(write=False)
             return None, empty
-        with p.open("rb") as f:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            f = p.open("rb")
+        except FileNotFoundError:
+            raise FormatError(f"{what}: {p.name} is gone: the store was replaced or changed since it was "
+                              f"opened; open it again [{self.path}]") from None
+        with f:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) != self._ids.get(p.name) or st.st_size != nbytes:
+                raise FormatError(f"{what}: {p.name} is not the file this reader opened: the store was replaced "
+                                  f"or changed since it was opened; open it again [{self.path}]")
+            mm = mmap.mmap(f.fileno(), nbytes, access=mmap.ACCESS_READ)
         return mm, np.frombuffer(mm, dtype="<u8")
 
     def _problem(self, words, crc: int, nbits: int, what: str) -> str | None:
@@ -371,7 +454,7 @@ class ShardedReader(_PathReader):
 
     def _map(self, entry, expect_bytes: int, nbits: int, what: str):
         """Map a file kept open for the reader's lifetime (bases, condensed rows, weights)."""
-        mm, words = self._mmap(self._file(entry, expect_bytes, what), expect_bytes)
+        mm, words = self._mmap(self._file(entry, expect_bytes, what), expect_bytes, what)
         if mm is not None:
             self._maps.append(mm)
         problem = self._problem(words, entry["crc32"], nbits, what)
@@ -386,7 +469,7 @@ class ShardedReader(_PathReader):
             if words is not None:
                 self._open_shards.move_to_end(k)
                 return words
-            mm, words = self._mmap(self.path / self._shard_files[k], self._shard_bytes[k])
+            mm, words = self._mmap(self.path / self._shard_files[k], self._shard_bytes[k], f"shard {k}")
             self._open_shards[k] = words
             if len(self._open_shards) > MAX_OPEN_SHARDS:
                 self._open_shards.popitem(last=False)  # the map closes with the last view of it
@@ -394,8 +477,16 @@ class ShardedReader(_PathReader):
 
     def _open(self) -> None:
         self._maps = []
+        self._ids = {}
         try:
-            raw = (self.path / MANIFEST).read_bytes()
+            with builtins.open(self.path / MANIFEST, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise FormatError(f"manifest: {MANIFEST} is not a regular file")
+                if size > MAX_MANIFEST_BYTES:
+                    raise FormatError(f"manifest: {size:,} bytes, more than a store's manifest can need "
+                                      f"({MAX_MANIFEST_BYTES:,})")
+                raw = f.read(MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError:
             raise FormatError(f"manifest: no {MANIFEST} in this folder") from None
         doc = _parse_manifest(raw)
@@ -498,7 +589,7 @@ class ShardedReader(_PathReader):
             self._shard_files.append(p.name)
             self._shard_bytes.append(words(r * rec_bits))
             if self._verify:  # one sequential pass; the map is dropped again
-                mm, a = self._mmap(p, words(r * rec_bits))
+                mm, a = self._mmap(p, words(r * rec_bits), what)
                 problem = self._problem(a, entry["crc32"], r * rec_bits, what)
                 if not problem and id_bits and _max_base_id(a, rec_bits, id_bits, r) >= n_b:
                     problem = f"{what}: a record names a base ID >= n_b={n_b}"

@@ -240,10 +240,15 @@ def _write(c: Compressed, write) -> int:
     _check_writable(c)
     parts = []
     total = FIXED_HEADER_BYTES
+    unverified = getattr(c, "unverified", None) or {}
     for tag, payload in _sections(c):
         view = memoryview(payload).cast("B")
         pad = -len(view) % 8
-        parts.append((_SECTION.pack(tag, zlib.crc32(view), len(view)), view, b"\0" * pad))
+        crc = zlib.crc32(view)
+        if tag in unverified and crc != unverified[tag]:  # opened with verify=False: check before rewriting
+            raise FormatError(f"{tag.decode()}: checksum mismatch: the table was opened with verify=False and "
+                              "this section is damaged; not writing it into a new file")
+        parts.append((_SECTION.pack(tag, crc, len(view)), view, b"\0" * pad))
         total += _SECTION.size + len(view) + pad
     write(_header(c, total))
     for frame, view, pad in parts:
@@ -638,11 +643,14 @@ def _parse(buf, verify: bool):
             np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(d),
             int(n + m), bases, layout, int(n_b), dtype, verify)
     pred = _predict.from_bytes(payload(_PREDICT_TAG), codecs, dtype, int(d), int(n), int(n + m)) if predicted else None
+    unverified = None if verify else {tag: sections[tag][2] for tag in (b"BASE", b"RECS", b"WGHT", b"RIDX", b"ROWS")
+                                      if tag in sections}
     compressed = Compressed(
         shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
         bases=bases, records=records, weights=weights, beta_positions=beta_pos,
         store_condensed=condensed_flag, entropy=np.zeros(0),
         greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded, predict=pred,
+        unverified=unverified,
     )
     _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
     if framed or _LEARN_TAG in sections:
@@ -1003,10 +1011,13 @@ def open(path, verify: bool = True) -> Reader:  # noqa: A001 - mirrors the built
         a sharded store (written by :func:`gedenb.dask.compress`).
     """
     p = Path(os.fspath(path))
-    if p.is_dir() and (p / "manifest.json").is_file():
-        from .sharded import ShardedReader
+    if p.is_dir():
+        from .sharded import ShardedReader, looks_like_a_store
 
-        return ShardedReader(p, verify=verify)
+        if (p / "manifest.json").exists() or looks_like_a_store(p):
+            return ShardedReader(p, verify=verify)  # FormatError for a store without its manifest
+        raise IsADirectoryError(errno.EISDIR, "is a folder, neither a .gede file nor a sharded store (no "
+                                "manifest.json)", str(p))
     if p.is_file():
         with p.open("rb") as f:
             magic = f.read(len(MAGIC))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,23 @@ dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 gdask = pytest.importorskip("gedenb.dask")
+
+
+def _store_file(path, role, index=0):
+    """The file of a store that its manifest names for ``role`` ("bases", "condensed", "weights", "shard")."""
+    doc = json.loads((Path(path) / sharded.MANIFEST).read_text())
+    entry = doc["shards"][index] if role == "shard" else doc["files"][role]
+    return Path(path) / entry["file"]
+
+
+def _same_files(a, b):
+    """Two stores hold the same files, byte for byte (names differ: each carries its store's generation)."""
+    doc_a, doc_b = (json.loads((Path(p) / sharded.MANIFEST).read_text()) for p in (a, b))
+    assert len(doc_a["shards"]) == len(doc_b["shards"])
+    for role in ("bases", "condensed", "weights"):
+        assert _store_file(a, role).read_bytes() == _store_file(b, role).read_bytes(), role
+    for i in range(len(doc_a["shards"])):
+        assert _store_file(a, "shard", i).read_bytes() == _store_file(b, "shard", i).read_bytes(), i
 
 
 def _single(*args, **kwargs):
@@ -267,8 +285,7 @@ def test_npy_files_and_dask_array_give_the_same_store(threads, tmp_path, rng):
     np.save(tmp_path / "empty.npy", X[:0])
     a = gdask.compress(paths[:1] + [tmp_path / "empty.npy"] + paths[1:], tmp_path / "a", beta=4)
     gdask.compress(chunked(X, [1000] * 3), tmp_path / "b", beta=4)
-    for name in os.listdir(tmp_path / "b"):  # the same files, byte for byte
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    _same_files(tmp_path / "a", tmp_path / "b")
     check_same(X, a, _single(X, beta=4), tmp_path / "a")
 
 
@@ -447,7 +464,7 @@ def _rewrite_manifest(path, edit):
 ])
 def test_damaged_stores_are_refused(store, damage, words):
     _, _, path = store
-    shard = path / sharded.shard_name(1)
+    shard = _store_file(path, "shard", 1)
     if damage == "flip_shard":
         raw = bytearray(shard.read_bytes())
         raw[len(raw) // 2] ^= 0x10
@@ -470,9 +487,9 @@ def test_damaged_stores_are_refused(store, damage, words):
     elif damage == "major":
         _rewrite_manifest(path, lambda d: d.update(version=[2, 0]))
     elif damage == "weights":
-        raw = np.fromfile(path / "weights.i64", dtype="<i8")
+        raw = np.fromfile(_store_file(path, "weights"), dtype="<i8")
         raw[0] += 1
-        raw.tofile(path / "weights.i64")
+        raw.tofile(_store_file(path, "weights"))
         _rewrite_manifest(path, lambda d: d["files"]["weights"].update(crc32=__import__("zlib").crc32(raw.tobytes())))
     with pytest.raises(FormatError, match=words):
         gedenb.open(path)
@@ -483,7 +500,7 @@ def test_unverified_open_still_catches_bad_base_ids(store):
     with gedenb.open(path, verify=False) as r:
         assert r.read_rows(slice(None)).tobytes() == X.tobytes()
     assert s.id_bits > 0
-    shard = path / sharded.shard_name(0)
+    shard = _store_file(path, "shard", 0)
     raw = np.fromfile(shard, dtype="<u8")  # set the first record's base ID bits (MSB first) to all ones
     raw[0] |= np.uint64(((1 << s.id_bits) - 1) << (64 - s.id_bits))
     raw.tofile(shard)
@@ -566,8 +583,7 @@ def test_local_cluster_dask_array_input(cluster, tmp_path, capsys):
     gdask.compress(x, tmp_path / "a", beta=6)
     gdask.compress(paths, tmp_path / "b", beta=6, progress=True)
     assert "Completed" in capsys.readouterr().out  # distributed's own progress bar
-    for name in os.listdir(tmp_path / "a"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    _same_files(tmp_path / "a", tmp_path / "b")
     check_same(T, gedenb.open(tmp_path / "a").summary, _single(T, beta=6), tmp_path / "a")
 
 
