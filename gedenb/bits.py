@@ -425,6 +425,20 @@ def _unpack_varying(words, nbits):
     return out
 
 
+@njit
+def _row_keys(words, positions):
+    """Each row's bits at ``positions`` (rows of packed words, MSB first) as ``ceil(k / 64)`` uint64 words."""
+    n = words.shape[0]
+    k = positions.shape[0]
+    out = np.zeros((n, (k + 63) // 64), dtype=np.uint64)
+    for i in range(n):
+        for j in range(k):
+            p = positions[j]
+            bit = (words[i, p >> 6] >> np.uint64(63 - (p & 63))) & np.uint64(1)
+            out[i, j >> 6] |= bit << np.uint64(63 - (j & 63))
+    return out
+
+
 def pack_varying(values: np.ndarray, nbits: np.ndarray) -> np.ndarray:
     """Pack unsigned ``values[i]`` in ``nbits[i]`` (0..64) bits each, MSB first, into one bit stream."""
     values = np.ascontiguousarray(values, dtype=np.uint64)

@@ -30,6 +30,7 @@ from .encode import (
     _field_block,
     as_float64,
     as_table,
+    code_dtype,
     decode_codes,
     encode_columns,
     encode_values,
@@ -255,30 +256,36 @@ def cluster_positions(entropy: np.ndarray, widths: np.ndarray, beta: int) -> np.
 
 
 @njit
-def _group_sums(X, labels, m):
+def _add_group_sums(X, labels, sums, counts):
+    """Add rows ``X`` to their groups' sums and counts, in row order."""
     n, d = X.shape
-    sums = np.zeros((m, d), dtype=np.float64)
-    counts = np.zeros(m, dtype=np.int64)
     for i in range(n):
         g = labels[i]
         counts[g] += 1
         for j in range(d):
             sums[g, j] += X[i, j]
-    return sums, counts
+
+
+def _add_centroid_sums(X: np.ndarray, labels: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+    """:func:`_add_group_sums` for any table (a structured one: the fields of one dtype at a time; float16
+    summed as float32)."""
+    if X.dtype.names is None:
+        _add_group_sums(X.astype(np.float32) if X.dtype == np.float16 else X, labels, sums, counts)
+        return
+    n_before = counts.copy()
+    for _, cols, names in _dtype_groups(X.dtype):
+        block = _field_block(X, names)
+        part = np.ascontiguousarray(sums[:, cols])
+        counts[:] = n_before
+        _add_group_sums(block.astype(np.float32) if block.dtype == np.float16 else block, labels, part, counts)
+        sums[:, cols] = part
 
 
 def _centroids(X: np.ndarray, labels: np.ndarray, m: int):
-    if X.dtype.names is not None:  # a structured table: the fields of one dtype at a time
-        sums = np.empty((m, len(X.dtype.names)), dtype=np.float64)
-        for _, cols, names in _dtype_groups(X.dtype):
-            block = _field_block(X, names)
-            s, counts = _group_sums(block.astype(np.float32) if block.dtype == np.float16 else block, labels, m)
-            sums[:, cols] = s
-        with np.errstate(invalid="ignore"):
-            return sums / counts[:, None], counts
-    if X.dtype == np.float16:
-        X = X.astype(np.float32)
-    sums, counts = _group_sums(X, labels, m)
+    d = len(X.dtype.names) if X.dtype.names is not None else X.shape[1]
+    sums = np.zeros((m, d), dtype=np.float64)
+    counts = np.zeros(m, dtype=np.int64)
+    _add_centroid_sums(X, labels, sums, counts)
     with np.errstate(invalid="ignore"):
         return sums / counts[:, None], counts
 
@@ -656,21 +663,66 @@ def condensed(c: Compressed, exact: bool = True):
         rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
         vals = _decode_rows(c, rows)
         return as_float64(vals), np.asarray(c.weights)  # a signalling NaN widens quietly
-    return recompute_condensed(decompress(c), c.codecs, c.beta_positions)
+    return recompute_condensed_blocks(c)
 
 
-def cluster_stats_of(c):
+def cluster_stats_of(c, read=None):
     """``(stats, weights)``: the exact cluster statistics of ``c`` (:class:`gedenb.learning.CondensedStats`)
-    and the cluster sizes, as stored, or recomputed from the rows in the storage-constrained mode;
-    ``(None, weights)`` for a table without them."""
+    and the cluster sizes, as stored, or recomputed from the rows in the storage-constrained mode (block by
+    block, ``read(rows)`` decoding them); ``(None, weights)`` for a table without them."""
     st = c.learning
     if st is None or st.means.shape[0] or c.beta == 0:
         return st, np.asarray(c.weights)
-    X = decompress(c)
-    labels, groups = _recluster(X, c.codecs, c.beta_positions)
-    codes = encode_columns(X, c.codecs, check=False)
-    weights = np.bincount(labels, minlength=groups).astype(np.int64)
-    return _learning.cluster_stats(X, codes, c.codecs, labels, groups, weights, st.targets, st.task), weights
+    acc = _learning.StatsAccumulator(c.codecs, c.dtype, c.n, st.targets, st.task)
+    weights = np.zeros(0, dtype=np.int64)
+    for X, codes, labels, m in _clusters_by_block(c, read):
+        acc.add(X, codes, labels, m)
+        weights = np.concatenate([weights, np.zeros(m - weights.size, dtype=np.int64)])
+        weights += np.bincount(labels, minlength=m)
+    return acc.finish(weights), weights
+
+
+#: Bytes of decoded rows (or of their codes or bits) that a storage-constrained recomputation of the condensed
+#: samples holds at a time.
+RECOMPUTE_BLOCK_BYTES = 64 << 20
+
+
+def _clusters_by_block(c, read=None):
+    """Blocks of ``(X, codes, labels, m)`` over all rows of ``c``: each row's cluster on the beta positions,
+    numbered by first occurrence over all rows (as :func:`gedenb.bits.group_by_positions` numbers them), and
+    ``m`` the clusters seen so far.  Memory is bounded by :data:`RECOMPUTE_BLOCK_BYTES`, whatever ``n``."""
+    read = read or (lambda rows: _decode_rows(c, rows))
+    widths = c.codecs.width
+    nwords = _bits.words_per_row(int(widths.sum()))
+    positions = np.ascontiguousarray(c.beta_positions, dtype=np.int64)
+    row_bytes = max(np.dtype(c.dtype).itemsize * (1 if c.dtype.names is not None else c.d),
+                    c.d * np.dtype(code_dtype(widths)).itemsize, 8 * nwords, 1)
+    step = max(1, RECOMPUTE_BLOCK_BYTES // row_bytes)
+    ids: dict = {}
+    for start in range(0, c.n, step):
+        X = read(np.arange(start, min(c.n, start + step), dtype=np.int64))
+        codes = encode_columns(X, c.codecs, check=False)
+        keys = _bits._row_keys(_bits._pack_codes(codes, widths, nwords), positions)
+        uniq, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        gid = np.empty(len(uniq), dtype=np.int64)
+        for u in np.argsort(first, kind="stable").tolist():
+            gid[u] = ids.setdefault(uniq[u].tobytes(), len(ids))
+        yield X, codes, gid[inverse.ravel()], len(ids)
+
+
+def recompute_condensed_blocks(c, read=None):
+    """:func:`recompute_condensed` over the rows of ``c``, block by block (bounded memory)."""
+    sums = np.zeros((0, c.d), dtype=np.float64)
+    counts = np.zeros(0, dtype=np.int64)
+    for X, _codes, labels, m in _clusters_by_block(c, read):
+        if m > counts.size:
+            sums = np.concatenate([sums, np.zeros((m - counts.size, c.d))])
+            counts = np.concatenate([counts, np.zeros(m - counts.size, dtype=np.int64)])
+        _add_centroid_sums(X, labels, sums, counts)
+    with np.errstate(invalid="ignore"):
+        centroids = sums / counts[:, None]
+    rounded = decode_codes(encode_values(centroids, c.codecs, c.dtype), c.codecs, c.dtype)
+    return as_float64(rounded), counts  # a signalling NaN widens quietly
 
 
 def _recluster(X: np.ndarray, codecs: Codecs, beta_positions: np.ndarray):

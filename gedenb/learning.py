@@ -87,23 +87,19 @@ class CondensedStats(NamedTuple):
 # statistics at compression
 # --------------------------------------------------------------------------
 @njit
-def _code_sums(codes, labels, m):
-    """Sums of every column's codes per cluster (int64; callers bound them below 2**62)."""
+def _add_code_sums(codes, labels, out):
+    """Add every column's codes per cluster to ``out`` (int64; callers bound the sums below 2**62)."""
     n, d = codes.shape
-    out = np.zeros((m, d), dtype=np.int64)
     for i in range(n):
         g = labels[i]
         for j in range(d):
             out[g, j] += np.int64(codes[i, j])
-    return out
 
 
 @njit
-def _nan_sums(values, labels, m):
-    """Sums of the non-NaN values and the NaN counts per cluster and column."""
+def _add_nan_sums(values, labels, sums, nans):
+    """Add the non-NaN values and count the NaN per cluster and column, row by row."""
     n, k = values.shape
-    sums = np.zeros((m, k), dtype=np.float64)
-    nans = np.zeros((m, k), dtype=np.int64)
     for i in range(n):
         g = labels[i]
         for j in range(k):
@@ -112,21 +108,29 @@ def _nan_sums(values, labels, m):
                 nans[g, j] += 1
             else:
                 sums[g, j] += v
-    return sums, nans
 
 
 @njit
-def _class_counts(cls, labels, m, k):
-    out = np.zeros((m, k), dtype=np.int64)
+def _add_counts(cls, labels, out):
     for i in range(cls.shape[0]):
         out[labels[i], cls[i]] += 1
+
+
+def _grown(a: np.ndarray, rows: int, cols: int | None = None) -> np.ndarray:
+    """``a`` zero-extended to at least ``rows`` rows (and ``cols`` columns)."""
+    r, c = a.shape
+    cols = c if cols is None else cols
+    if r >= rows and c >= cols:
+        return a
+    out = np.zeros((max(rows, r), max(cols, c)), dtype=a.dtype)
+    out[:r, :c] = a
     return out
 
 
-def _exact_columns(codecs: Codecs, weights: np.ndarray) -> np.ndarray:
-    """Columns whose means come from integer code sums: integer / fixed-point codecs whose sums fit 62 bits."""
-    top = int(weights.max()).bit_length() if weights.size else 0
-    return (codecs.kind != IEEE) & (codecs.width.astype(np.int64) + top <= 62)
+def _exact_columns(codecs: Codecs, n: int) -> np.ndarray:
+    """Columns whose means come from integer code sums: integer / fixed-point codecs whose sums over ``n`` rows
+    (a bound of any cluster's) fit 62 bits."""
+    return (codecs.kind != IEEE) & (codecs.width.astype(np.int64) + int(max(n, 1)).bit_length() <= 62)
 
 
 def _affine_means(sums: np.ndarray, weights: np.ndarray, codecs: Codecs, dtype, cols: np.ndarray) -> np.ndarray:
@@ -191,40 +195,82 @@ def resolve_task(X: np.ndarray, codes: np.ndarray, codecs: Codecs, targets: tupl
     return task
 
 
+class StatsAccumulator:
+    """The exact statistics of clusters, accumulated block of rows by block of rows (bounded memory; the
+    same sums, in the same order, as one pass over all rows).
+
+    ``add(X, codes, labels, m)`` adds rows ``X`` (their codes, their clusters' labels, ``m`` clusters so far);
+    ``finish(weights)`` gives the :class:`CondensedStats`.
+    """
+
+    def __init__(self, codecs: Codecs, dtype, n: int, targets: tuple = (), task: str = ""):
+        self.codecs, self.dtype, self.targets, self.task = codecs, np.dtype(dtype), tuple(targets), task
+        d = len(codecs.kind)
+        self.exact = _exact_columns(codecs, n)  # columns summed as integer codes (the table's n rows bound them)
+        self.ecols, self.fcols = np.flatnonzero(self.exact), np.flatnonzero(~self.exact)
+        self.code_sums = np.zeros((0, self.ecols.size), dtype=np.int64)
+        self.float_sums = np.zeros((0, self.fcols.size), dtype=np.float64)
+        self.nans = np.zeros((0, self.fcols.size), dtype=np.int64)
+        self.d = d
+        self.classes: dict = {}  # target code -> (column of counts, the class's value)
+        self.counts = np.zeros((0, 0), dtype=np.int64)
+
+    def add(self, X: np.ndarray, codes: np.ndarray, labels: np.ndarray, m: int) -> None:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if self.ecols.size:
+            self.code_sums = _grown(self.code_sums, m)
+            _add_code_sums(np.ascontiguousarray(codes[:, self.ecols]), labels, self.code_sums)
+        if self.fcols.size:
+            self.float_sums, self.nans = _grown(self.float_sums, m), _grown(self.nans, m)
+            _add_nan_sums(_float_block(X, self.fcols), labels, self.float_sums, self.nans)
+        if self.task == "classification":
+            t = self.targets[0]
+            values, first, inverse = np.unique(codes[:, t], return_index=True, return_inverse=True)
+            cols = np.empty(values.size, dtype=np.int64)
+            for i, v in enumerate(values.tolist()):
+                if v not in self.classes:
+                    if len(self.classes) >= MAX_CLASSES:
+                        raise ValueError(f"the target has more than {MAX_CLASSES} classes (task='regression' for "
+                                         "a numeric target)")
+                    self.classes[v] = (len(self.classes), float(_float_block(X[first[i]:first[i] + 1],
+                                                                             np.array([t]))[0, 0]))
+                cols[i] = self.classes[v][0]
+            self.counts = _grown(self.counts, m, len(self.classes))
+            _add_counts(cols[inverse.ravel()], labels, self.counts)
+
+    def finish(self, weights: np.ndarray) -> CondensedStats:
+        weights = np.asarray(weights, dtype=np.int64)
+        m, d = weights.size, self.d
+        means = np.empty((m, d), dtype=np.float64)
+        missing = np.zeros((m, d), dtype=np.int64)
+        code_sums = np.zeros((m, d), dtype=np.int64)
+        if self.ecols.size:
+            code_sums[:, self.ecols] = _grown(self.code_sums, m)[:m]
+            means[:, self.ecols] = _affine_means(code_sums[:, self.ecols], weights, self.codecs, self.dtype,
+                                                 self.ecols)
+        if self.fcols.size:
+            sums, nans = _grown(self.float_sums, m)[:m], _grown(self.nans, m)[:m]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means[:, self.fcols] = sums / (weights[:, None] - nans)
+            missing[:, self.fcols] = nans
+        classes, counts = np.zeros(0), np.zeros((0, 0), dtype=np.int64)
+        if self.task == "classification":
+            order = sorted(self.classes)  # by code: the order of np.unique over all rows
+            cols = [self.classes[v][0] for v in order]
+            classes = np.array([self.classes[v][1] for v in order], dtype=np.float64)
+            counts = _grown(self.counts, m, len(order))[:m][:, cols]
+        return CondensedStats(means, missing, code_sums, self.targets, self.task, classes, counts)
+
+
 def cluster_stats(X: np.ndarray, codes: np.ndarray, codecs: Codecs, labels: np.ndarray, m: int,
                   weights: np.ndarray, targets: tuple = (), task: str = "") -> CondensedStats:
-    """Exact statistics of the ``m`` clusters of ``X`` (``labels``: each row's cluster).
+    """Exact statistics of the ``m`` clusters of ``X`` (``labels``: each row's cluster) in one pass.
 
     ``codes``: the column codes of ``X`` (:func:`gedenb.encode.encode_columns`).
     """
-    d = codes.shape[1]
-    means = np.empty((m, d), dtype=np.float64)
-    missing = np.zeros((m, d), dtype=np.int64)
-    code_sums = np.zeros((m, d), dtype=np.int64)
-    exact = _exact_columns(codecs, weights)
-    cols = np.flatnonzero(exact)
-    if cols.size:
-        code_sums[:, cols] = _code_sums(np.ascontiguousarray(codes[:, cols]), labels, m)
-        means[:, cols] = _affine_means(code_sums[:, cols], weights, codecs, X.dtype, cols)
-    cols = np.flatnonzero(~exact)
-    if cols.size:
-        sums, nans = _nan_sums(_float_block(X, cols), labels, m)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[:, cols] = sums / (weights[:, None] - nans)
-        missing[:, cols] = nans
-    classes = np.zeros(0)
-    counts = np.zeros((0, 0), dtype=np.int64)
-    if task == "classification":
-        t = targets[0]
-        values, inverse = np.unique(codes[:, t], return_inverse=True)
-        if values.size > MAX_CLASSES:
-            raise ValueError(f"the target has {values.size} classes; at most {MAX_CLASSES} are supported "
-                             "(task='regression' for a numeric target)")
-        counts = _class_counts(inverse.astype(np.int64).ravel(), labels, m, values.size)
-        first = np.zeros(values.size, dtype=np.int64)
-        first[inverse.ravel()[::-1]] = np.arange(len(inverse))[::-1]
-        classes = _float_block(X[first] if X.dtype.names is not None else X[first], np.array([t]))[:, 0]
-    return CondensedStats(means, missing, code_sums, tuple(int(t) for t in targets), task, classes, counts)
+    acc = StatsAccumulator(codecs, X.dtype, int(np.sum(weights)), targets, task)
+    acc.add(X, codes, labels, m)
+    return acc.finish(weights)
 
 
 # --------------------------------------------------------------------------
@@ -264,7 +310,7 @@ def stats_to_bytes(stats: CondensedStats, grid: np.ndarray | None, codecs: Codec
     meta = {"targets": list(stats.targets), "task": stats.task, "stored": bool(stored)}
     arrays = []
     if stored:
-        exact = _exact_columns(codecs, weights)
+        exact = _exact_columns(codecs, int(weights.sum()))
         ecols, fcols = np.flatnonzero(exact), np.flatnonzero(~exact)
         meta["grid"] = grid is not None
         meta["exact_columns"] = ecols.tolist()
@@ -391,7 +437,7 @@ def stats_from_bytes(raw: bytes, codecs: Codecs, dtype, weights: np.ndarray, gri
         used_grid = bool(meta["grid"])
     except (KeyError, TypeError, ValueError) as e:
         raise FormatError(f"LERN: malformed head ({e})") from None
-    expect = _exact_columns(codecs, weights)
+    expect = _exact_columns(codecs, int(weights.sum()))
     if not (np.array_equal(ecols, np.flatnonzero(expect)) and np.array_equal(fcols, np.flatnonzero(~expect))
             and len(rbits) == ecols.size and set(nan_cols) <= set(fcols.tolist())
             and len(set(nan_cols)) == len(nan_cols)):

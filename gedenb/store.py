@@ -53,7 +53,7 @@ from .entrogede import (
     _check_compressed,
     _decode_rows,
     cluster_stats_of,
-    recompute_condensed,
+    recompute_condensed_blocks,
     rows_as,
 )
 from .errors import FormatError
@@ -892,8 +892,9 @@ class Reader(_PathReader):
         c = self._c()
         if c.beta == 0:
             raise ValueError("this file was compressed without clustering (beta=None): no condensed samples")
+        read = self._read_block  # storage-constrained: rows decoded block by block (bounded memory)
         if exact and c.learning is not None:
-            stats, weights = cluster_stats_of(c)
+            stats, weights = cluster_stats_of(c, read)
             return stats.means, np.array(weights)
         # a sample may be a signalling NaN (exact data of a float column): widening it is not an error
         with np.errstate(invalid="ignore"):
@@ -904,7 +905,13 @@ class Reader(_PathReader):
                 except FormatError as e:
                     raise FormatError(f"RECS: {e} [{self.path}]") from None
                 return as_float64(vals), np.array(c.weights)
-            return recompute_condensed(self.read_rows(slice(None)), c.codecs, c.beta_positions)
+            return recompute_condensed_blocks(c, read)
+
+    def _read_block(self, rows: np.ndarray) -> np.ndarray:
+        try:
+            return _decode_rows(self._c(), rows, self._factor)
+        except FormatError as e:
+            raise FormatError(f"RECS: {e} [{self.path}]") from None
 
     def _close_map(self) -> None:
         try:

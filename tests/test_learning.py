@@ -318,3 +318,29 @@ def test_the_last_release_without_statistics_reads_the_new_files(california, tmp
                          cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     assert np.load(tmp_path / "s.npy").tobytes() == gedenb.condensed(c, exact=False)[0].tobytes()
+
+
+def test_storage_constrained_condensed_decodes_in_bounded_memory(tmp_path, monkeypatch):
+    """The storage-constrained mode recomputes the condensed samples block by block: the memory it allocates
+    does not grow with the rows (here 16 MB of rows, blocks of 256 kB, a result of at most 4 samples)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    n, d = 250_000, 64
+    X = np.zeros((n, d), dtype=np.uint8)
+    X[:, 0] = rng.integers(0, 4, n)
+    X[:, 1] = rng.integers(0, 200, n)
+    for store_condensed, exact in ((False, True), (False, False)):
+        c = gedenb.compress(X, beta=2, store_condensed=store_condensed, cluster_columns=[0])
+        gedenb.save(c, tmp_path / "c.gede")
+        want, want_w = gedenb.condensed(gedenb.compress(X, beta=2, cluster_columns=[0]), exact=exact)
+        monkeypatch.setattr(gedenb.entrogede, "RECOMPUTE_BLOCK_BYTES", 256 << 10)
+        with gedenb.open(tmp_path / "c.gede") as r:
+            r.condensed(exact=exact)  # compile first
+            tracemalloc.start()
+            got, w = r.condensed(exact=exact)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        monkeypatch.undo()
+        assert np.array_equal(w, want_w) and got.tobytes() == want.tobytes()
+        assert peak < 4 << 20, peak  # the rows are 16 MB
