@@ -103,6 +103,34 @@ def _load_npy(path: str) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
+#: Bytes of rows per shard of a table given in memory (``chunk_rows`` unset).
+IN_MEMORY_CHUNK_BYTES = 64 << 20
+
+
+def _in_memory(data, chunk_rows):
+    """A table in memory (NumPy, or a DataFrame / Arrow table through :mod:`gedenb.frames`) as a row-chunked
+    dask array and its frame schema (None for NumPy); anything else passes through."""
+    from .entrogede import _frame_input
+    from .frames import frame_kind
+
+    if not (isinstance(data, np.ndarray) or frame_kind(data) is not None):
+        if chunk_rows is not None:
+            raise ValueError("chunk_rows is for a table given in memory; a dask array or .npy files bring their "
+                             "own chunks")
+        return data, None
+    import dask.array as da
+
+    from .encode import as_table
+
+    X, frame = _frame_input(data)
+    X = as_table(X)
+    row_bytes = X.dtype.itemsize * (1 if X.dtype.names is not None else X.shape[1])
+    rows = _check_int(chunk_rows, "chunk_rows", lo=1) if chunk_rows is not None \
+        else max(1, IN_MEMORY_CHUNK_BYTES // max(row_bytes, 1))
+    chunks = (rows,) if X.ndim == 1 else (rows, -1)
+    return da.from_array(X, chunks=chunks), frame
+
+
 def _sources(data) -> _Source:
     if isinstance(data, (list, tuple)):
         if not data:
@@ -130,7 +158,8 @@ def _sources(data) -> _Source:
         import dask.array as da
 
         if not isinstance(data, da.Array):
-            raise TypeError(f"expected a dask array or a list of .npy paths, got {type(data).__name__}")
+            raise TypeError(f"expected a dask array, a list of .npy paths or a table in memory (NumPy, DataFrame, "
+                            f"Arrow), got {type(data).__name__}")
         d = _table_width(data.ndim, data.shape, data.dtype, "the dask array")
         if data.ndim == 2 and data.numblocks[1] > 1:
             data = data.rechunk({1: -1})
@@ -393,16 +422,20 @@ def _slots() -> int:
 # --------------------------------------------------------------------------
 def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: int | None = None, *,
              widths: str = "narrow", cluster_columns=None, cluster_rule=None, seed: int = 0,
-             overwrite: bool = False, progress: bool = False) -> _sh.ShardedSummary:
+             overwrite: bool = False, progress: bool = False, chunk_rows: int | None = None) -> _sh.ShardedSummary:
     """Compress a row-chunked table with EntroGeDe on Dask into a sharded store.
 
     Parameters
     ----------
-    data : dask.array.Array or list of paths
+    data : dask.array.Array, list of paths, or a table in memory
         A dask array of shape ``(n, d)`` (or ``(n,)`` with a structured
         dtype) chunked along rows, with known chunk sizes; or ``.npy``
         files of such tables with the same columns and dtype.  Every chunk
-        (file) becomes one shard; each must fit in a worker's memory.
+        (file) becomes one shard; each must fit in a worker's memory.  Or a
+        NumPy table or a pandas / polars DataFrame or pyarrow Table (as
+        :func:`gedenb.compress` takes them: strings, categoricals, nulls and
+        names are kept, the schema stored beside the shards), cut into
+        chunks of ``chunk_rows`` rows.
     path : str or os.PathLike
         The store's folder.  It must not exist, or be an empty folder, or
         (with ``overwrite=True``) hold a sharded store to replace.
@@ -422,6 +455,9 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
     progress : bool
         Show Dask's progress bar for every pass (``distributed.progress``
         under a distributed client, else ``dask.diagnostics.ProgressBar``).
+    chunk_rows : int, optional
+        Rows per shard of a table given in memory (default: about 64 MB of
+        rows per shard).
 
     Returns
     -------
@@ -458,6 +494,7 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
     >>> bool((r.read_rows(slice(None)) == X).all()), r.condensed()[1].tolist()
     (True, [10, 10])
     """
+    data, frame = _in_memory(data, chunk_rows)
     src = _sources(data)
     tau = _check_int(tau, "tau", lo=1)
     if beta is not None:
@@ -556,7 +593,8 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
     T = _bits._transpose_bits(rows, l_t) if l_t else np.zeros((0, (len(rows) + 63) // 64), np.uint64)
     del rows
     scounts = _bits._position_counts(T, 0, ns + m) if l_t else np.zeros(0, dtype=np.int64)
-    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * fields_bytes(dtype)
+    frame_bytes = b"" if frame is None else frame.to_bytes()
+    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * (fields_bytes(dtype) + len(frame_bytes))
     mask, _, _, sizes = greedy_base_selection(T, scounts, H, ns, m, tau, s_params)
     del T
     l_b = int(mask.sum())
@@ -595,11 +633,15 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
         for a in (mask, weights, beta_pos, H, sizes):
             a.setflags(write=False)
         lap("shards")
+        if frame is not None:
+            files["frame"] = _sh.write_words(tmp, f"{gen}frame.bin", np.frombuffer(
+                frame_bytes + b"\0" * (-len(frame_bytes) % 8), dtype="<u8"))
+            files["frame"]["length"] = len(frame_bytes)
         summary = _sh.ShardedSummary(
             path=os.fspath(path), shape=(n, d), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=n_b,
             weights=weights, beta_positions=beta_pos, entropy=H, greedy_sizes=sizes, tau=tau,
             shard_rows=np.asarray([s["rows"] for s in shards], dtype=np.int64), sample_rows=ns,
-            pass_seconds=tuple(lap.laps.items()),
+            pass_seconds=tuple(lap.laps.items()), frame=frame, frame_bytes=frame_bytes,
         )
         _sh.write_manifest(tmp, _sh.manifest_body(summary, files, shards))
         _sh.commit_store(tmp, path, overwrite)

@@ -56,6 +56,10 @@ MANIFEST = "manifest.json"
 FORMAT_NAME = "gedenb-sharded"
 #: (major, minor) written by this version; readers accept any minor of major 1.
 SHARDED_VERSION = (1, 0)
+#: The version of a store with a DataFrame's schema (file ``frame``): readers of 1.x would return the physical
+#: table (string codes) without it, so they must refuse it by its major.
+FRAME_SHARDED_VERSION = (2, 0)
+SUPPORTED_SHARDED_MAJOR = (1, 2)
 #: Shards kept memory-mapped at a time by one reader (each map holds a file descriptor).
 MAX_OPEN_SHARDS = 64
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -88,6 +92,11 @@ class ShardedSummary(_DerivedSizes):
         order (empty for a store opened from disk): ``codec_stats``,
         ``codec_check``, ``bit_counts``, ``clusters``, ``cluster_sums``,
         ``greedy``, ``bases``, ``shards``.
+    frame, frame_bytes
+        For a table given as a DataFrame: its schema
+        (:class:`gedenb.frames.FrameSchema`, or its bytes when opened without
+        pyarrow) and their serialised form (file ``frame`` of the manifest;
+        the store's version is then 2.0, which readers of 1.x refuse).
     """
 
     path: str
@@ -104,6 +113,8 @@ class ShardedSummary(_DerivedSizes):
     shard_rows: np.ndarray
     sample_rows: int
     pass_seconds: tuple = ()
+    frame: object = None
+    frame_bytes: bytes = b""
 
     store_condensed = True
     #: Deviations are stored raw (the ``.gede`` v1 records), never entropy-coded.
@@ -149,7 +160,7 @@ def manifest_body(summary: ShardedSummary, files: dict, shards: list) -> dict:
     c = summary.codecs
     return {
         "format": FORMAT_NAME,
-        "version": list(SHARDED_VERSION),
+        "version": list(FRAME_SHARDED_VERSION if "frame" in files else SHARDED_VERSION),
         "n": summary.n,
         "d": summary.d,
         "m": summary.m,
@@ -224,7 +235,7 @@ def _rename(src, dst) -> None:
 
 
 #: What the files of a store are called (new ones carry a generation tag, see :func:`generation`).
-_STORE_FILE = re.compile(r"^(g[a-z0-9_]{1,16}-)?(bases\.u64|condensed\.u64|weights\.i64|shard-\d{6}\.u64)$")
+_STORE_FILE = re.compile(r"^(g[a-z0-9_]{1,16}-)?(bases\.u64|condensed\.u64|weights\.i64|frame\.bin|shard-\d{6}\.u64)$")
 
 
 def _manifest_files(doc: dict) -> set:
@@ -346,9 +357,9 @@ def _parse_manifest(raw: bytes) -> dict:
     ver = doc.get("version")
     if not (isinstance(ver, list) and len(ver) == 2 and all(isinstance(v, int) for v in ver)):
         raise FormatError("manifest: malformed version")
-    if ver[0] != SHARDED_VERSION[0]:
+    if ver[0] not in SUPPORTED_SHARDED_MAJOR:
         raise FormatError(f"manifest: sharded format version {ver[0]}.{ver[1]} is not supported; this gedenb "
-                          f"reads major version {SHARDED_VERSION[0]}")
+                          f"reads major versions {', '.join(map(str, SUPPORTED_SHARDED_MAJOR))}")
     return doc
 
 
@@ -462,6 +473,29 @@ class ShardedReader(_PathReader):
             raise FormatError(problem)
         return words
 
+    def _frame(self, entry, dtype):
+        """The store's frame schema (file ``frame``), checked against its dtype; ``(None, b"")`` without one."""
+        if entry is None:
+            return None, b""
+        from . import frames as _frames
+        from ._optional import MissingDependency
+
+        length = entry.get("length") if isinstance(entry, dict) else None
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= MAX_MANIFEST_BYTES:
+            raise FormatError("manifest: bad length of the frame schema")
+        words = self._map(entry, 8 * ((length + 7) // 8), 8 * length, "frame")
+        raw = words.tobytes()
+        if any(raw[length:]):
+            raise FormatError("frame: padding bytes must be zero")
+        raw = raw[:length]
+        if dtype.names is None:
+            raise FormatError("frame: a frame schema on a table without fields")
+        try:
+            return _frames.FrameSchema.from_bytes(raw, dtype), raw
+        except MissingDependency:  # NumPy reads need no pyarrow: keep the bytes, parse when a frame is asked for
+            _frames._split(raw)
+            return raw, raw
+
     def _shard(self, k: int):
         """Records of shard ``k``, mapped on first use; at most MAX_OPEN_SHARDS stay mapped."""
         with self._lock:
@@ -564,9 +598,12 @@ class ShardedReader(_PathReader):
         files = doc.get("files")
         if not isinstance(files, dict):
             raise FormatError("manifest: files missing")
-        others = [files.get(k, {}).get("file") if isinstance(files.get(k), dict) else None
-                  for k in ("bases", "condensed", "weights")]
-        if len(set(names + others)) != len(names) + 3:
+        roles = ("bases", "condensed", "weights") + (("frame",) if "frame" in files else ())
+        if ("frame" in files) != (doc["version"][0] == FRAME_SHARDED_VERSION[0]):
+            raise FormatError("manifest: a frame schema is in exactly the stores of version "
+                              f"{FRAME_SHARDED_VERSION[0]}.x")
+        others = [files.get(k, {}).get("file") if isinstance(files.get(k), dict) else None for k in roles]
+        if len(set(names + others)) != len(names) + len(roles):
             raise FormatError("manifest: file names repeated")
 
         id_bits = ceil_log2(n_b)
@@ -599,6 +636,7 @@ class ShardedReader(_PathReader):
                 if problem:
                     raise FormatError(problem)
 
+        frame, frame_bytes = self._frame(files.get("frame"), dtype)
         codecs = Codecs(kind, width, offset, scale)
         for a in (*codecs, mask, beta, weights):
             a.setflags(write=False)
@@ -614,7 +652,7 @@ class ShardedReader(_PathReader):
             path=str(self.path), shape=(n, d), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=n_b,
             weights=weights, beta_positions=beta, entropy=np.asarray(entropy, dtype=np.float64),
             greedy_sizes=np.asarray(sizes, dtype=np.int64), tau=tau, shard_rows=np.asarray(rows, dtype=np.int64),
-            sample_rows=sample,
+            sample_rows=sample, frame=frame, frame_bytes=frame_bytes,
         )
 
     # --- public surface -------------------------------------------------------
@@ -652,13 +690,15 @@ class ShardedReader(_PathReader):
         except FormatError as e:
             raise FormatError(f"{what}: {e} [{self.path}]") from None
 
-    def read_rows(self, indices) -> np.ndarray:
+    def read_rows(self, indices, as_frame=None) -> np.ndarray:
         """Decode only the given rows (global indices), as :meth:`gedenb.Reader.read_rows`.
 
         Parameters
         ----------
         indices : int, slice or 1-D integer array-like
             Row numbers in ``[-n, n)``, any order, repeats allowed.
+        as_frame : None, True or {"pandas", "polars", "arrow"}
+            As :meth:`gedenb.Reader.read_rows`.
 
         Returns
         -------
@@ -674,6 +714,10 @@ class ShardedReader(_PathReader):
 
         s = self._s()
         rows = _row_indices(indices, s.n)
+        if as_frame is not None:
+            from .entrogede import rows_as
+
+            return rows_as(s, self.read_rows(rows), rows, as_frame)
         starts = self.shard_starts
         if len(starts) == 2:
             return self._decode(self._shard(0), rows, "shard 0")

@@ -305,7 +305,7 @@ def test_progress_uses_dask_diagnostics(threads, tmp_path, rng, capsys):
 @pytest.mark.parametrize(
     "data, exc, words",
     [
-        (np.zeros((4, 2)), TypeError, "dask array or a list"),
+        (object(), TypeError, "dask array, a list of .npy paths or a table"),
         ([1, 2], TypeError, "paths"),
         ([], ValueError, "at least one"),
         ("3d", ValueError, "2-D"),
@@ -603,3 +603,30 @@ def test_local_cluster_large_sampled(cluster, tmp_path):
         samples, weights = r.condensed()
         assert samples.tobytes() == gedenb.condensed(c)[0].tobytes() and np.array_equal(weights, c.weights)
     assert s.n_bases >= 1 and gedenb.eq1_bits(s) > 0
+
+
+def test_a_dataframe_goes_in_and_comes_back(threads, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(5)
+    n = 3000
+    age = pd.array(rng.integers(18, 90, n), dtype="Int64")
+    age[::7] = pd.NA
+    df = pd.DataFrame({"age": age, "city": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+                       "note": pd.array(rng.choice(["x", "", "long note"], n), dtype="string"),
+                       "spend": rng.normal(size=n).round(2)})
+    s = gdask.compress(df, tmp_path / "f", beta=4, chunk_rows=700, sample_rows=n)
+    assert s.shard_rows.tolist() == [700] * 4 + [200]
+    with gedenb.open(tmp_path / "f") as r:
+        assert r.version == sharded.FRAME_SHARDED_VERSION
+        pd.testing.assert_frame_equal(r.read_rows(slice(None), as_frame=True), df, check_exact=True)
+        pd.testing.assert_frame_equal(r.read_rows([2999, 5], as_frame=True), df.iloc[[2999, 5]], check_exact=True)
+        assert gedenb.eq1_bits(r.summary) == gedenb.eq1_bits(s) == min(s.greedy_sizes)
+    single = gedenb.compress(df, beta=4, exact_condensed=False)
+    assert gedenb.eq1_bits(s) == gedenb.eq1_bits(single)
+    X = np.arange(40, dtype=np.int64).reshape(20, 2)  # a NumPy table in memory, too
+    gdask.compress(X, tmp_path / "x", chunk_rows=6)
+    with gedenb.open(tmp_path / "x") as r:
+        assert r.n_shards == 4 and r.read_rows(slice(None)).tobytes() == X.tobytes()
+    with pytest.raises(ValueError, match="chunk_rows"):
+        gdask.compress(chunked(X, [10, 10]), tmp_path / "y", chunk_rows=5)
