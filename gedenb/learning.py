@@ -589,7 +589,7 @@ def learning_set(source, target=None, *, features=None, nan: str = "raise") -> L
         raise ValueError("this table keeps no exact cluster statistics (compressed with exact_condensed=False, "
                          "or by gedenb < 0.2); compress it again with gedenb.compress(..., target=...)")
     frame = frame_schema(c) if c.frame is not None else None
-    names, logical, resolve = _naming(c, frame)
+    logical, resolve = _naming(c, frame)
     if target is None:
         if not stats.targets:
             raise ValueError("no target: name one, learning_set(c, target=...), or compress with target=...")
@@ -608,7 +608,7 @@ def learning_set(source, target=None, *, features=None, nan: str = "raise") -> L
     if not feats:
         raise ValueError("no feature columns are left")
     w = np.asarray(w, dtype=np.int64)
-    means, missing = _present_means(stats, frame, w)
+    means = _present_means(stats, frame, w)
     Xf = means[:, feats]
     feature_names = tuple(logical(j) for j in feats)
     if stats.task == "classification" and t == stats.targets[0]:
@@ -636,7 +636,7 @@ def learning_set(source, target=None, *, features=None, nan: str = "raise") -> L
 
 
 def _naming(c, frame):
-    """Column names: ``names`` (physical), ``logical(j)`` (a field's user-facing name), and ``resolve``."""
+    """``logical(j)`` (a physical column's user-facing name) and ``resolve`` (a name or index to the column)."""
     from .entrogede import _resolver
 
     names = c.dtype.names
@@ -651,23 +651,21 @@ def _naming(c, frame):
     else:
         def logical(j):
             return f"x{j}"
-    return names, logical, _resolver(np.empty(0, dtype=c.dtype) if names is not None else np.empty((0, c.d)),
-                                     frame, c.d)
+    return logical, _resolver(np.empty(0, dtype=c.dtype) if names is not None else np.empty((0, c.d)), frame, c.d)
 
 
-def _present_means(stats: CondensedStats, frame, w: np.ndarray):
+def _present_means(stats: CondensedStats, frame, w: np.ndarray) -> np.ndarray:
     """Means over the present values: a DataFrame column with nulls stores 0 under them, so its mean over
-    the rest is ``mean * w / (w - nulls)`` (the null count is its mask's mean times ``w``)."""
+    the rest is ``mean * w / (w - nulls)`` (the null count is its mask's mean times ``w``); NaN where a
+    cluster has no value present."""
     means = stats.means.copy()
-    missing = stats.missing.copy()
     if frame is not None:
         for col in frame.columns:
             if col.nulls >= 0:
                 nulls = np.rint(stats.means[:, col.nulls] * w).astype(np.int64)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     means[:, col.field] = np.where(nulls < w, stats.means[:, col.field] * w / (w - nulls), np.nan)
-                missing[:, col.field] += nulls
-    return means, missing
+    return means
 
 
 def _class_labels(classes: np.ndarray, t: int, c, frame) -> np.ndarray:
