@@ -15,8 +15,10 @@ whose :meth:`~ImageReader.read_images` decodes only the requested images.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
+import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ import numpy as np
 from .entrogede import _decode_rows, compress, decompress, eq1_bits
 from .errors import FormatError
 from .layout import decode_rows
-from .transforms import get_transform
+from .transforms import _coeff_dtypes, get_transform
 
 __all__ = ["ImageReader", "ImageStore", "class_ranks", "compress_images", "decompress_images", "write_image_store"]
 
@@ -168,19 +170,13 @@ def decompress_images(store: ImageStore) -> tuple[np.ndarray, np.ndarray]:
 def read_images_from_parts(parts, classes, class_index, ranks, transform, image_shape, indices, read_rows):
     """Decode images ``indices`` (any order, repeats allowed) from per-class parts.
 
-    ``read_rows(k, rows)`` decodes rows of part ``k``.  Returns
+    ``indices`` are checked as :meth:`gedenb.Reader.read_rows` checks row numbers (an int, a slice or a
+    1-D integer array-like in ``[-n, n)``).  ``read_rows(k, rows)`` decodes rows of part ``k``.  Returns
     ``(images (len(indices), H, W, C) uint8, labels)``.
     """
-    idx = np.asarray(indices)
-    if idx.ndim != 1:
-        raise ValueError(f"indices must be 1-D, got shape {idx.shape}")
-    if idx.size and idx.dtype.kind not in "iu":
-        raise TypeError(f"indices must be integers, got {idx.dtype}; use .astype(np.int64)")
-    idx = idx.astype(np.int64)
-    n = class_index.shape[0]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
-        raise IndexError(f"image index out of range for {n} images")
-    idx = np.where(idx < 0, idx + n, idx)
+    from .store import _row_indices
+
+    idx = _row_indices(indices, class_index.shape[0])
     t = get_transform(transform)
     k_of = class_index[idx]
     width = int(np.prod(image_shape))
@@ -252,12 +248,168 @@ def write_image_store(store: ImageStore, write) -> int:
     return total
 
 
+#: Keys of META, all required (others are ignored).
+_META_KEYS = ("classes", "image_shape", "index_dtype", "kind", "parts", "transform")
+_INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+def _is_int(v) -> bool:
+    """A JSON integer (a Python int, not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_header(head: bytes, size: int) -> tuple:
+    """The checked header fields ``(major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc)``.
+
+    Parameters
+    ----------
+    head : bytes
+        The first 64 bytes of the file.
+    size : int
+        Bytes in the file.
+    """
+    (magic, major, minor, nparts, n, total, meta_len, meta_crc, index_len, index_crc, reserved,
+     crc) = _CHEADER.unpack(head)
+    if magic != IMAGES_MAGIC:
+        raise FormatError("header: not a gedenb image store (bad magic bytes)")
+    if major != IMAGES_VERSION[0]:
+        raise FormatError(f"header: image store version {major}.{minor} is not supported; "
+                          f"this gedenb reads major version {IMAGES_VERSION[0]}")
+    if zlib.crc32(head[:-4]) != crc:
+        raise FormatError("header: checksum mismatch (the file is corrupt)")
+    if total != size:
+        raise FormatError(f"header: file should have {total} bytes but has {size}")
+    if minor <= IMAGES_VERSION[1] and any(reserved):  # a later minor may use them
+        raise FormatError("header: reserved bytes must be zero")
+    if nparts < 1:
+        raise FormatError("header: an image store has at least one part (class)")
+    return major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc
+
+
+def _check_padding(mm, end: int, name: str) -> None:
+    """The zero bytes that pad a piece ending at byte ``end`` to a multiple of 8."""
+    if any(mm[end:end + _pad8(end)]):
+        raise FormatError(f"{name}: padding bytes must be zero")
+
+
+def _section(mm, pos: int, nbytes: int, crc: int, name: str) -> bytes:
+    """The ``nbytes`` bytes at ``pos`` (padded to 8 within the file, zero padding), checked against ``crc``."""
+    if nbytes + _pad8(nbytes) > len(mm) - pos:
+        raise FormatError(f"{name}: runs past the end of the file")
+    raw = bytes(mm[pos:pos + nbytes])
+    if zlib.crc32(raw) != crc:
+        raise FormatError(f"{name}: checksum mismatch (the file is corrupt)")
+    _check_padding(mm, pos + nbytes, name)
+    return raw
+
+
+def _parse_meta(blob: bytes, nparts: int) -> dict:
+    """The fields of META, each checked for its JSON type and range (``nparts``: from the header).
+
+    Returns
+    -------
+    dict
+        ``image_shape`` (H, W, C) of ints, ``classes`` (K,) int64 (distinct, ascending),
+        ``parts`` list of ``(offset, nbytes)``, ``index_dtype`` (uint8 or uint16) and ``transform`` (str).
+    """
+    try:
+        meta = json.loads(blob.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply for the parser
+        raise FormatError(f"META: not valid UTF-8 JSON ({type(e).__name__}: {str(e)[:80]})") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"META: a JSON object expected, got {type(meta).__name__}")
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise FormatError(f"META: missing {', '.join(missing)}")
+    if meta["kind"] != "images":
+        raise FormatError(f"META: kind {reprlib.repr(meta['kind'])}, expected 'images'")
+    if not isinstance(meta["transform"], str):
+        raise FormatError(f"META: transform must be a name (str), got {reprlib.repr(meta['transform'])}")
+    return {"image_shape": _meta_shape(meta["image_shape"]), "classes": _meta_classes(meta["classes"], nparts),
+            "parts": _meta_spans(meta["parts"], nparts), "index_dtype": _meta_index_dtype(meta["index_dtype"]),
+            "transform": meta["transform"]}
+
+
+def _meta_shape(v) -> tuple:
+    """``image_shape``: ``[H, W, C]``, positive ints below ``2**32`` (as the entropy coder's image shapes)."""
+    if not (isinstance(v, list) and len(v) == 3 and all(_is_int(s) and 1 <= s < 1 << 32 for s in v)):
+        raise FormatError(f"META: image_shape must be [H, W, C] of positive ints, got {reprlib.repr(v)}")
+    return tuple(v)
+
+
+def _meta_classes(v, nparts: int) -> np.ndarray:
+    """``classes``: one int64 label per part, distinct and ascending."""
+    if not (isinstance(v, list) and len(v) == nparts
+            and all(_is_int(c) and -(1 << 63) <= c < 1 << 63 for c in v)):
+        raise FormatError(f"META: classes must be a list of {nparts} int64 labels (one per part), "
+                          f"got {reprlib.repr(v)}")
+    classes = np.array(v, dtype=np.int64)
+    if (np.diff(classes) <= 0).any():
+        raise FormatError("META: classes must be distinct and ascending")
+    return classes
+
+
+def _meta_spans(v, nparts: int) -> list:
+    """``parts``: ``[offset, nbytes]`` of each of the ``nparts`` parts, non-negative ints."""
+    if not (isinstance(v, list) and len(v) == nparts and all(
+            isinstance(s, list) and len(s) == 2 and all(_is_int(x) and x >= 0 for x in s) for s in v)):
+        raise FormatError(f"META: parts must be {nparts} [offset, length] pairs of ints, got {reprlib.repr(v)}")
+    return [tuple(s) for s in v]
+
+
+def _meta_index_dtype(v) -> np.dtype:
+    """``index_dtype``: a NumPy dtype string naming uint8 or uint16 (little-endian)."""
+    try:
+        dt = np.dtype(v) if isinstance(v, str) else None
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt not in _INDEX_DTYPES:
+        raise FormatError(f"META: index_dtype must name uint8 or uint16, got {reprlib.repr(v)}")
+    return dt
+
+
+def _check_meta_against_parts(meta: dict, parts: list) -> str:
+    """META's image shape and transform against the parts (whose rows share one width and dtype).
+
+    Returns
+    -------
+    str
+        The transform's registered name.
+    """
+    shape, d, dtype = meta["image_shape"], parts[0].d, parts[0].dtype
+    if math.prod(shape) != d:
+        raise FormatError(f"META: image shape {shape} has {math.prod(shape)} values, the parts' rows {d}")
+    for k, p in enumerate(parts):
+        model = p.coded.model if p.coded is not None else None
+        if model is not None and model.scheme != 0 and tuple(int(v) for v in model.image_shape) != shape:
+            raise FormatError(f"META: image shape {shape}, but part {k} is entropy-coded as "
+                              f"{tuple(int(v) for v in model.image_shape)} images")
+    name = meta["transform"]
+    try:
+        t = get_transform(name)
+    except ValueError:
+        raise FormatError(f"META: unknown transform {reprlib.repr(name)} (a transform of your own must be "
+                          "registered with gedenb.transforms.register_transform before the store is opened)") from None
+    if dtype.kind not in "iu":
+        raise FormatError(f"META: transform {t.name!r} needs integer coefficients, the parts hold {dtype}")
+    allowed = _coeff_dtypes(t, shape)
+    if allowed == ():
+        raise FormatError(f"META: transform {t.name!r} cannot transform {shape} images")
+    if allowed is not None and dtype not in allowed:
+        raise FormatError(f"META: transform {t.name!r} gives {' or '.join(map(str, allowed))} coefficients for "
+                          f"{shape} images, the parts hold {dtype}")
+    return t.name
+
+
 class ImageReader:
     """Random access to a saved :class:`ImageStore` (open with :func:`gedenb.open`).
 
     :meth:`read_images` decodes only the requested images, straight from
     the memory-mapped file, and returns them in the order asked for.  Picklable
-    (``spawn`` DataLoader workers reopen the file); safe after ``fork``.
+    (``spawn`` DataLoader workers reopen the file, with the same ``verify``); safe after ``fork``.
+    Every field of the container is checked when it is opened (``docs/FORMAT.md``, "Appendix: image
+    containers"); a file that breaks a rule raises :class:`gedenb.FormatError` naming the piece
+    (header, META, INDEX or PART k).
 
     Attributes
     ----------
@@ -281,62 +433,38 @@ class ImageReader:
                 raise FormatError(f"header: file has {size} bytes, too short for an image store [{self.path}]")
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            head = bytes(self._mm[:_CHEADER.size])
-            (magic, major, minor, nparts, n, total, meta_len, meta_crc, index_len, index_crc, _r,
-             crc) = _CHEADER.unpack(head)
-            if magic != IMAGES_MAGIC:
-                raise FormatError("header: not a gedenb image store (bad magic bytes)")
-            if major != IMAGES_VERSION[0]:
-                raise FormatError(f"header: image store version {major}.{minor} is not supported; "
-                                  f"this gedenb reads major version {IMAGES_VERSION[0]}")
-            if zlib.crc32(head[:-4]) != crc:
-                raise FormatError("header: checksum mismatch (the file is corrupt)")
-            if total != size:
-                raise FormatError(f"header: file should have {total} bytes but has {size}")
+            major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc = _parse_header(
+                bytes(self._mm[:_CHEADER.size]), size)
             pos = _CHEADER.size
-            if meta_len > size - pos:
-                raise FormatError("META: runs past the end of the file")
-            blob = bytes(self._mm[pos:pos + meta_len])
-            if zlib.crc32(blob) != meta_crc:
-                raise FormatError("META: checksum mismatch (the file is corrupt)")
-            try:
-                meta = json.loads(blob)
-                shape = tuple(int(s) for s in meta["image_shape"])
-                classes = np.asarray(meta["classes"], dtype=np.int64)
-                spans = [(int(a), int(b)) for a, b in meta["parts"]]
-                idt = np.dtype(meta["index_dtype"])
-                transform = str(meta["transform"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise FormatError(f"META: malformed ({e})") from None
-            if len(shape) != 3 or min(shape) < 1 or len(classes) != nparts or len(spans) != nparts or nparts < 1:
-                raise FormatError("META: image shape, classes and parts disagree")
-            if idt not in (np.dtype("uint8"), np.dtype("uint16")) or index_len != n * idt.itemsize:
-                raise FormatError("INDEX: unexpected size or dtype")
+            meta = _parse_meta(_section(self._mm, pos, meta_len, meta_crc, "META"), nparts)
             pos += meta_len + _pad8(meta_len)
-            if index_len > size - pos:
-                raise FormatError("INDEX: runs past the end of the file")
-            index = np.frombuffer(self._mm, dtype=idt, count=n, offset=pos).copy()
-            if zlib.crc32(index.tobytes()) != index_crc:
-                raise FormatError("INDEX: checksum mismatch (the file is corrupt)")
+            idt = meta["index_dtype"]
+            if index_len != n * idt.itemsize:
+                raise FormatError(f"INDEX: {index_len} bytes, expected {n} images x {idt.itemsize}")
+            index = np.frombuffer(_section(self._mm, pos, index_len, index_crc, "INDEX"), dtype=idt).copy()
             if n and int(index.max()) >= nparts:
                 raise FormatError("INDEX: class index out of range")
             pos += index_len + _pad8(index_len)
             counts = np.bincount(index, minlength=nparts)
             parts = []
             view = memoryview(self._mm)
-            for k, (start, nbytes) in enumerate(spans):
-                if start != pos or nbytes > size - start:
+            for k, (start, nbytes) in enumerate(meta["parts"]):
+                if start != pos or nbytes + _pad8(nbytes) > size - start:
                     raise FormatError(f"PART {k}: misplaced or runs past the end of the file")
-                c, _version = _parse(view[start:start + nbytes], self._verify)
+                try:
+                    c, _version = _parse(view[start:start + nbytes], self._verify)
+                except FormatError as e:
+                    raise FormatError(f"PART {k}: {e}") from None
                 if c.n != counts[k] or (k and (c.d != parts[0].d or c.dtype != parts[0].dtype)):
-                    raise FormatError(f"PART {k}: {c.n} rows but the index names {counts[k]} images of this class")
+                    raise FormatError(f"PART {k}: {c.n} rows of {c.d} {c.dtype} values, the index names "
+                                      f"{counts[k]} images of this class"
+                                      + (f" and part 0 has rows of {parts[0].d} {parts[0].dtype}" if k else ""))
+                _check_padding(self._mm, start + nbytes, f"PART {k}")
                 parts.append(c)
                 pos = start + nbytes + _pad8(nbytes)
             if pos != size:
                 raise FormatError("PART: unexpected bytes after the last part")
-            self.transform = get_transform(transform).name
-            if parts[0].d != int(np.prod(shape)):
-                raise FormatError("PART 0: row width does not match the image shape")
+            self.transform = _check_meta_against_parts(meta, parts)
         except BaseException:
             parts = view = None  # drop views of the map so it can close
             try:
@@ -344,6 +472,7 @@ class ImageReader:
             except BufferError:  # a traceback frame still views it; it closes when freed
                 pass
             raise
+        shape, classes = meta["image_shape"], meta["classes"]
         self.parts = tuple(parts)
         self.classes = classes
         self.class_index = index
@@ -374,14 +503,36 @@ class ImageReader:
     def _rows(self, k: int, rows: np.ndarray) -> np.ndarray:
         p = self.parts[k]
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        if p.coded is not None:
-            return _decode_rows(p, rows, self._factors[k])
-        return decode_rows(p.records, p.bases, p.layout, p.codecs, rows, p.dtype, p.n_bases, self._factors[k])
+        try:
+            if p.coded is not None:
+                return _decode_rows(p, rows, self._factors[k])
+            return decode_rows(p.records, p.bases, p.layout, p.codecs, rows, p.dtype, p.n_bases, self._factors[k])
+        except FormatError as e:  # a corrupt record, found when reading (the file was opened with verify=False)
+            raise FormatError(f"PART {k}: {e} [{self.path}]") from None
 
     def read_images(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """Decode images ``indices`` (any order, repeats, negatives allowed).
 
-        Returns ``(images (k, H, W, C) uint8, labels (k,) int64)``.
+        Parameters
+        ----------
+        indices : int, slice or 1-D integer array-like
+            Image numbers in ``[-n, n)``, checked as :meth:`gedenb.Reader.read_rows` checks rows.
+
+        Returns
+        -------
+        images : (k, H, W, C) uint8
+        labels : (k,) int64
+
+        Raises
+        ------
+        TypeError
+            Non-integer indices (bools, floats).
+        IndexError
+            An index out of range (unsigned ones too: they never wrap around).
+        ValueError
+            Indices that are not 1-D, or the reader is closed.
+        FormatError
+            A requested record is corrupt (only possible when the file was opened with ``verify=False``).
         """
         if "parts" not in self.__dict__:
             raise ValueError(f"I/O operation on a closed gedenb.ImageReader ({self.path})")
@@ -415,7 +566,7 @@ class ImageReader:
         self.close()
 
     def __getstate__(self):
-        return {"path": str(self.path), "verify": False}
+        return {"path": str(self.path), "verify": self._verify}
 
     def __setstate__(self, state):
         self.__init__(state["path"], verify=state["verify"])

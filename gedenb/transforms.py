@@ -284,6 +284,43 @@ def _signed_dtype(bound: float) -> np.dtype:
     raise ValueError("images too large: DCT coefficients could exceed the int32 range")
 
 
+def _dct_dtype(h: int, w: int) -> np.dtype:
+    """Coefficient dtype of ``dct`` for ``H x W`` images (see :func:`_dct_forward`)."""
+    return _signed_dtype(128.0 * math.sqrt(h * w) + 1.0)
+
+
+def _dct_lossless_dtype(h: int, w: int, c: int) -> np.dtype:
+    """Coefficient dtype of ``dct_lossless`` for ``H x W x C`` images (see :func:`_dct_lossless_forward`)."""
+    return _signed_dtype((255.0 if c == 3 else 128.0) * math.sqrt(h * w) + 1024.0)
+
+
+def _coeff_dtypes(t, shape) -> tuple | None:
+    """The coefficient dtypes the built-in transform ``t`` gives for images of ``shape`` ``(H, W, C)``.
+
+    Parameters
+    ----------
+    t : Transform
+    shape : (H, W, C) of ints
+
+    Returns
+    -------
+    tuple of numpy.dtype or None
+        What ``t.forward`` can return for such images (``dct_lossless``: also ``int32``, its fallback);
+        ``()`` when ``t`` cannot transform them (``C`` not 1 or 3, or too many pixels); ``None`` when ``t``
+        is not a built-in transform (its coefficients are its own business).
+    """
+    rule = _COEFF_DTYPES.get(t.forward)
+    if rule is None:
+        return None
+    h, w, c = (int(v) for v in shape)
+    if h < 1 or w < 1 or c not in (1, 3):
+        return ()
+    try:
+        return tuple(dict.fromkeys(rule(h, w, c)))
+    except ValueError:  # too many pixels for int32 coefficients
+        return ()
+
+
 # --------------------------------------------------------------------------
 # identity
 # --------------------------------------------------------------------------
@@ -424,7 +461,7 @@ def _dct_forward(images: np.ndarray) -> np.ndarray:
     """
     x = _check_images(images)
     n, h, w, c = x.shape
-    dtype = _signed_dtype(128.0 * math.sqrt(h * w) + 1.0)
+    dtype = _dct_dtype(h, w)
     lim = np.iinfo(dtype).max
     out = np.empty((n, h * w * c), dtype=dtype)
     for s in range(0, n, _BLOCK):
@@ -756,7 +793,7 @@ def _dct_lossless_forward(images: np.ndarray) -> np.ndarray:
     x = _check_images(images)
     n, h, w, c = x.shape
     args = _plan_args(h, w)
-    dtype = _signed_dtype((255.0 if c == 3 else 128.0) * math.sqrt(h * w) + 1024.0)
+    dtype = _dct_lossless_dtype(h, w, c)
     while True:
         out = np.empty((n, h * w * c), dtype=dtype)
         maxabs = np.zeros(n)
@@ -815,6 +852,13 @@ def roundtrip_error(images, transform) -> dict:
         return {"max_abs": 0, "mean_abs": 0.0}
     return {"max_abs": int(d.max()), "mean_abs": float(d.mean())}
 
+
+#: ``forward`` of each built-in transform -> ``rule(H, W, C)``, its coefficient dtypes (:func:`_coeff_dtypes`).
+_COEFF_DTYPES = {
+    _identity_forward: lambda h, w, c: (np.dtype(np.uint8),),
+    _dct_forward: lambda h, w, c: (_dct_dtype(h, w),),
+    _dct_lossless_forward: lambda h, w, c: (_dct_lossless_dtype(h, w, c), np.dtype(np.int32)),
+}
 
 TRANSFORMS: dict = {}
 for _t in (
