@@ -48,6 +48,7 @@ def people(n: int = 60, seed: int = 0) -> pd.DataFrame:
                                                       dtype="boolean"),
         "u8": rng.integers(0, 256, n).astype(np.uint8), "wait": pd.to_timedelta(rng.integers(0, 10**6, n), unit="ms"),
         "extreme": extreme, "y": rng.normal(size=n),
+        "when_ns": when.astype("datetime64[ns, UTC]"),  # the datetime64[ns, tz]
     })
 
 
