@@ -239,40 +239,35 @@ def _column_masks(widths: np.ndarray, base_mask: np.ndarray):
     widths = np.asarray(widths, dtype=np.int64)
     d = widths.shape[0]
     dmask = np.zeros(d, dtype=np.uint64)
-    dshift = np.full(d, -1, dtype=np.int64)
     dw = np.zeros(d, dtype=np.int64)
-    start = 0
-    for j, w in enumerate(widths.tolist()):
-        m = 0
-        for p in range(w):
-            if not base_mask[start + p]:
-                m |= 1 << (w - 1 - p)
-        start += w
-        dmask[j] = m
-        cnt = bin(m).count("1")
-        dw[j] = cnt
-        if m:
-            low = (m & -m).bit_length() - 1
-            if m >> low == (1 << cnt) - 1:
-                dshift[j] = low
+    some = np.flatnonzero(widths > 0)
+    if some.size:
+        col = np.repeat(np.arange(d), widths)  # the column of every row position
+        start = np.cumsum(widths) - widths
+        up = (widths[col] - 1 - (np.arange(col.shape[0]) - start[col])).astype(np.uint64)  # its bit in the code
+        dev = ~np.asarray(base_mask, dtype=bool)[:col.shape[0]]
+        bit = np.where(dev, np.left_shift(np.uint64(1), up), np.uint64(0))
+        dmask[some] = np.add.reduceat(bit, start[some])  # distinct bits: their sum is their union
+        dw[some] = np.add.reduceat(dev.astype(np.int64), start[some])
+    low_bit = dmask & (~dmask + np.uint64(1))
+    low = (np.frexp(low_bit.astype(np.float64))[1] - 1).astype(np.int64)  # powers of two convert exactly
+    run = dmask >> np.maximum(low, 0).astype(np.uint64)
+    dshift = np.where((dw > 0) & ((run & (run + np.uint64(1))) == 0), low, -1).astype(np.int64)
     return dmask, dshift, dw
 
 
 def _slots(dw: np.ndarray):
     """Digits of every column with deviation bits: (col, bits, lowshift, last, digit index)."""
-    cols, bits, low, last, tix = [], [], [], [], []
-    for j, w in enumerate(dw.tolist()):
-        if w == 0:
-            continue
-        nd = (w + 7) // 8
-        for t in range(nd):
-            cols.append(j)
-            bits.append(w - 8 * (nd - 1) if t == 0 else 8)
-            low.append(8 * (nd - 1 - t))
-            last.append(1 if t == nd - 1 else 0)
-            tix.append(t)
-    a = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-    return a(cols), a(bits), a(low), a(last), a(tix)
+    dw = np.asarray(dw, dtype=np.int64)
+    nd = (dw + 7) // 8
+    cols = np.repeat(np.arange(dw.shape[0], dtype=np.int64), nd)
+    first = np.cumsum(nd) - nd
+    tix = np.arange(cols.shape[0], dtype=np.int64) - first[cols]
+    nd_s = nd[cols]
+    bits = np.where(tix == 0, dw[cols] - 8 * (nd_s - 1), 8).astype(np.int64)
+    low = (8 * (nd_s - 1 - tix)).astype(np.int64)
+    last = (tix == nd_s - 1).astype(np.int64)
+    return cols, bits, low, last, tix
 
 
 def _image_refs(shape, slot_col, slot_bits, slot_low, slot_tix, d):
@@ -401,11 +396,13 @@ def _table_slot_refs(nref, ref, shift, slot_bits, S, d):
     refs = np.full((S, _Z), zero, dtype=np.int64)
     shifts = np.zeros((S, _Z), dtype=np.int64)
     nlev = np.ones((S, _Z), dtype=np.int64)
-    for s in range(S):
-        for k in range(int(nref[s])):
-            r, sh = int(ref[s, k]), int(shift[s, k])
-            refs[s, k], shifts[s, k] = r, sh
-            nlev[s, k] = (((1 << int(slot_bits[r])) - 1) >> sh) + 1
+    nref = np.asarray(nref, dtype=np.int64)
+    slot_bits = np.asarray(slot_bits, dtype=np.int64)
+    for k in range(2):
+        use = np.flatnonzero(nref > k)
+        r, sh = np.asarray(ref, dtype=np.int64)[use, k], np.asarray(shift, dtype=np.int64)[use, k]
+        refs[use, k], shifts[use, k] = r, sh
+        nlev[use, k] = (((np.int64(1) << slot_bits[r]) - 1) >> sh) + 1
     return refs, shifts, nlev
 
 
@@ -425,60 +422,127 @@ def _image_thresholds(codes: np.ndarray, cols: np.ndarray) -> tuple[int, int]:
     return e1, max(e1 + 1, e2)
 
 
-def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_tables: int):
-    """Per slot, the context with the smallest coded size (symbols + tables)."""
+#: Work counters of the compressor, for tests of how its work grows: ``"context_slots"``, digit slots whose
+#: candidate contexts were costed (:func:`_choose_table_contexts`; a greedy search reuses the costs of columns
+#: whose digits did not change, :class:`_ContextCosts`).  Only ever incremented.
+_WORK = {"context_slots": 0}
+
+
+def _context_sources(slot_col: np.ndarray, slot_tix: np.ndarray) -> np.ndarray:
+    """``(S, rans.CTX_SOURCES)``: every slot's context sources -- the digit above in its column (if any), then
+    the first digits of the previous two columns with digits -- as slot indices, -1 after the last."""
+    S = slot_col.shape[0]
+    src = np.full((S, _r.CTX_SOURCES), -1, dtype=np.int64)
+    if not S:
+        return src
+    first = slot_tix == 0
+    firsts = np.flatnonzero(first)
+    rank = np.cumsum(first) - 1  # position of the slot's column among the columns with digits
+    prev = [np.where(rank >= q, firsts[np.maximum(rank - q, 0)], -1) for q in (1, 2)]
+    lower = ~first
+    src[first, 0], src[first, 1] = prev[0][first], prev[1][first]
+    src[lower, 0] = np.flatnonzero(lower) - 1
+    src[lower, 1], src[lower, 2] = prev[0][lower], prev[1][lower]
+    return src
+
+
+class _ContextCosts:
+    """Candidate context costs of the table scheme's slots for one table's codes under changing base masks.
+
+    The costs of a column's digits depend only on the codes and on the
+    deviation bits of the column and of the two previous columns with
+    deviation bits (its context sources), so they are kept per column and
+    recomputed only where one of those changed: a step of the greedy search,
+    which moves one bit into the base, recomputes at most three columns
+    (:func:`greedy_base_selection`).  Every call must be for the same codes,
+    unchanged.
+    """
+
+    def __init__(self):
+        self.key = None  # per column: its deviation mask and its two sources' columns and masks
+        self.costs = None  # (d, digits, rans.CTX_CANDIDATES)
+        self.digits = None  # (slot_col, sym, dmask) of the last call of symbols()
+
+    def symbols(self, codes, slot_col, slot_low, slot_bits, dmask, dshift) -> np.ndarray:
+        """The digits of ``codes`` under the deviation masks ``dmask``, ``(N, S)`` uint8:
+        those of the last call, updated in place in the columns whose mask changed, where every column has
+        as many digits as then (a bit moved into the base without changing its column's digit count).  The
+        array is this object's: valid until its next call."""
+        last = self.digits
+        if last is not None and np.array_equal(last[0], slot_col):  # the other columns' digits are the same
+            sym = last[1]
+            slots = np.flatnonzero(np.isin(slot_col, np.flatnonzero(last[2] != dmask)))
+            if slots.size:
+                sym[:, slots] = _r._row_symbols(codes, slot_col[slots], slot_low[slots], slot_bits[slots], dmask,
+                                                dshift)
+        else:
+            sym = _r._row_symbols(codes, slot_col, slot_low, slot_bits, dmask, dshift)
+        self.digits = (slot_col, sym, dmask)
+        return sym
+
+    def __call__(self, sym, slot_col, slot_tix, slot_bits, src, dmask) -> np.ndarray:
+        """``(S, rans.CTX_CANDIDATES)`` costs of the slots of ``sym`` (the digits of the codes under the
+        deviation masks ``dmask``)."""
+        d = dmask.shape[0]
+        S = slot_col.shape[0]
+        key = np.zeros((d, 5), dtype=np.uint64)
+        key[:, 0] = dmask
+        first = np.flatnonzero(slot_tix == 0)  # a column's first digit has the other columns as its sources
+        cols = slot_col[first]
+        for q in range(2):
+            r = src[first, q]
+            j = np.where(r >= 0, slot_col[np.maximum(r, 0)], -1)
+            key[cols, 1 + 2 * q] = j.view(np.uint64)
+            key[cols, 2 + 2 * q] = np.where(j >= 0, dmask[np.maximum(j, 0)], 0)
+        digits = int(slot_tix.max()) + 1 if S else 1
+        if self.costs is None or self.costs.shape[1] < digits or self.costs.shape[0] != d:
+            self.costs = np.empty((d, digits, _r.CTX_CANDIDATES), dtype=np.float64)
+            self.key = None
+        stale = np.ones(d, dtype=bool) if self.key is None else (key != self.key).any(axis=1)
+        slots = np.flatnonzero(stale[slot_col])
+        if slots.size:
+            self.costs[slot_col[slots], slot_tix[slots]] = _r._context_costs(sym, slots, src, slot_bits, _r.PREC)
+            _WORK["context_slots"] += int(slots.size)
+        self.key = key
+        return self.costs[slot_col, slot_tix]
+
+
+def _choose_table_contexts(sym: np.ndarray, slot_col, slot_bits, slot_tix, max_tables: int, dmask=None,
+                           costs=None):
+    """Per slot, the context with the smallest coded size (symbols + tables).
+
+    Every slot, in slot order, takes the cheapest of raw (uniform) digits and
+    its candidate contexts (:data:`gedenb.rans.CTX_NREF`) that fit the
+    tables left of ``max_tables``.  ``costs`` (a :class:`_ContextCosts` of the
+    codes of ``sym``, with the columns' deviation masks ``dmask``) reuses
+    the candidates' costs of earlier calls where a column's digits did not
+    change.
+
+    Returns
+    -------
+    uniform : (S,) bool
+    nref : (S,) int64
+    ref, shift : (S, 2) int64
+        References (slot indices) and shifts of the chosen contexts (0 where unused).
+    """
     N, S = sym.shape
-    nref = np.zeros(S, dtype=np.int64)
+    slot_bits = np.asarray(slot_bits, dtype=np.int64)
+    src = _context_sources(slot_col, slot_tix)
+    if costs is None:
+        cost = _r._context_costs(sym, np.arange(S, dtype=np.int64), src, slot_bits, _r.PREC)
+        _WORK["context_slots"] += S
+    else:
+        cost = costs(sym, slot_col, slot_tix, slot_bits, src, dmask)
+    choice = _r._pick_contexts(cost, src, slot_bits, N, max_tables)
+    uniform = choice < 0
+    k = np.maximum(choice, 0)
+    nref = np.where(uniform, 0, _r.CTX_NREF[k])
     ref = np.zeros((S, 2), dtype=np.int64)
     shift = np.zeros((S, 2), dtype=np.int64)
-    uniform = np.zeros(S, dtype=bool)
-    first_slot = {}
-    for s in range(S):
-        first_slot.setdefault(int(slot_col[s]), s)
-    col_order = list(first_slot)
-    budget = max_tables
-    for s in range(S):
-        b = int(slot_bits[s])
-        A = 1 << b
-        j = int(slot_col[s])
-        cands = [((), ())]
-        sources = []
-        if slot_tix[s] > 0:
-            sources.append(s - 1)
-        pos = col_order.index(j)
-        for jj in col_order[max(0, pos - 2):pos][::-1]:
-            sources.append(first_slot[jj])
-        for r in sources:
-            rb = int(slot_bits[r])
-            for lv in (1, 2, 3, 4):
-                if lv <= rb:
-                    cands.append(((r,), (rb - lv,)))
-        if len(sources) >= 2:
-            r0, r1 = sources[0], sources[1]
-            for l0, l1 in ((2, 2), (3, 2), (4, 2), (2, 3)):
-                if l0 <= slot_bits[r0] and l1 <= slot_bits[r1]:
-                    cands.append(((r0, r1), (int(slot_bits[r0]) - l0, int(slot_bits[r1]) - l1)))
-        best = (float(N * b), None)  # uniform digits: no table at all
-        packed = np.zeros((len(cands), 7), dtype=np.int64)  # (nref, r0, shift0, radix0, r1, shift1, radix1)
-        radix = []
-        for k, (rr, ss) in enumerate(cands):
-            nls = [(((1 << int(slot_bits[r])) - 1) >> sh) + 1 for r, sh in zip(rr, ss)]
-            radix.append(int(np.prod(nls)))
-            packed[k, 0] = len(rr)
-            for q, (r, sh, nl) in enumerate(zip(rr, ss, nls)):
-                packed[k, 1 + 3 * q:4 + 3 * q] = (r, sh, nl)
-        costs = _r._context_costs(sym, s, packed, A, budget, _r.PREC)
-        for k, (rr, ss) in enumerate(cands):
-            if costs[k] < best[0]:
-                best = (float(costs[k]), (rr, ss, radix[k]))
-        if best[1] is None:
-            uniform[s] = True
-            continue
-        rr, ss, nctx = best[1]
-        budget -= nctx
-        nref[s] = len(rr)
-        for k, (r, sh) in enumerate(zip(rr, ss)):
-            ref[s, k], shift[s, k] = r, sh
+    for q in range(2):
+        use = np.flatnonzero(nref > q)
+        r = src[use, _r.CTX_SRC[k[use], q]]
+        ref[use, q], shift[use, q] = r, slot_bits[r] - _r.CTX_LV[k[use], q]
     return uniform, nref, ref, shift
 
 
@@ -507,13 +571,22 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: boo
     counts : (T, 256) int64
         Symbol counts per table (what the frequencies were quantised from).
     """
+    return _fit(codes, widths, base_mask, image_shape, counts_only)
+
+
+def _fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: bool = False, costs=None):
+    """:func:`fit`, with a :class:`_ContextCosts` of ``codes`` to reuse (table scheme only), or None."""
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     d = codes.shape[1]
     dmask, dshift, dw = _column_masks(widths, np.asarray(base_mask, dtype=bool))
     slot_col, slot_bits, slot_low, slot_last, slot_tix = _slots(dw)
     S = slot_col.shape[0]
-    sym = _r._row_symbols(codes, slot_col, slot_low, slot_bits, dmask, dshift) if S else \
-        np.zeros((codes.shape[0], 0), dtype=np.uint8)
+    if not S:
+        sym = np.zeros((codes.shape[0], 0), dtype=np.uint8)
+    elif costs is not None and image_shape is None:
+        sym = costs.symbols(codes, slot_col, slot_low, slot_bits, dmask, dshift)
+    else:
+        sym = _r._row_symbols(codes, slot_col, slot_low, slot_bits, dmask, dshift)
     N = codes.shape[0]
     if image_shape is not None:  # the image scheme with most, fewer or no neighbours, or raw digits
         shape = tuple(int(v) for v in image_shape)
@@ -538,7 +611,7 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: boo
         if estimate_bits(cand[0], cand[3], N) < best[0]:
             return cand
         return best[1]
-    uniform, nref, ref, shift = _choose_table_contexts(sym, slot_col, slot_bits, slot_tix, MAX_TABLES)
+    uniform, nref, ref, shift = _choose_table_contexts(sym, slot_col, slot_bits, slot_tix, MAX_TABLES, dmask, costs)
     return _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask,
                         dshift, d, counts_only)
 
@@ -546,17 +619,11 @@ def fit(codes: np.ndarray, widths, base_mask, image_shape=None, counts_only: boo
 def _table_alphabet(uniform, nlev, slot_bits):
     """Each coded digit slot's first table and every table's alphabet size (one table per context level combination)."""
     S = slot_bits.shape[0]
-    slot_table = np.full(S, -1, dtype=np.int64)
-    alphabet = []
-    t = 0
-    for s in range(S):
-        if uniform[s]:
-            continue
-        slot_table[s] = t
-        k = int(np.prod(nlev[s]))
-        alphabet.extend([1 << int(slot_bits[s])] * k)
-        t += k
-    return slot_table, np.asarray(alphabet, dtype=np.int64)
+    coded = ~np.asarray(uniform, dtype=bool)
+    k = np.where(coded, np.prod(nlev, axis=1), 0).astype(np.int64) if S else np.zeros(0, dtype=np.int64)
+    slot_table = np.where(coded, np.cumsum(k) - k, -1).astype(np.int64)
+    alphabet = np.repeat(np.left_shift(np.int64(1), np.asarray(slot_bits, dtype=np.int64)), k).astype(np.int64)
+    return slot_table, alphabet
 
 
 def _table_model(codes, sym, uniform, nref, ref, shift, slot_col, slot_bits, slot_low, slot_last, dmask, dshift, d,
@@ -589,7 +656,9 @@ def _finish(codes, sym, scheme, shape, e1, e2, slot_col, slot_bits, slot_low, sl
         model = EntropyModel(scheme, shape, int(e1), int(e2), slot_col, slot_bits, slot_low, slot_last, slot_table,
                              refs, shifts, nlev, alphabet, freqs, dmask, dshift, prec, split)
         return model, sym, None if counts_only else tidx, counts
-    if S and count:
+    if S and count and not image:
+        tidx, counts = None, _r._table_counts(sym, slot_table, refs, shifts, nlev, T)
+    elif S and count:
         tidx, counts = None, _r._row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, np.uint64(e1),
                                               np.uint64(e2), T)[1]
     else:
@@ -687,12 +756,16 @@ def carried_slots(model: EntropyModel) -> np.ndarray:
     used = np.zeros(S + 1, dtype=bool)
     r = model.refs[model.nlev > 1]
     used[r[r < S]] = True
-    total = 0
-    for s in range(S - 1, -1, -1):
-        b = int(model.slot_bits[s])
-        if model.slot_table[s] < 0 and not used[s] and total + b <= _r.CARRY_BITS:
-            carry[s] = True
-            total += b
+    free = np.flatnonzero((np.asarray(model.slot_table) < 0) & ~used[:S])
+    bits = np.asarray(model.slot_bits, dtype=np.int64)[free]
+    total, end = 0, free.shape[0]
+    while end and total < _r.CARRY_BITS:  # the last free slot before ``end`` that still fits, taken
+        fit = np.flatnonzero(bits[:end] <= _r.CARRY_BITS - total)
+        if not fit.size:
+            break
+        end = int(fit[-1])
+        carry[free[end]] = True
+        total += int(bits[end])
     return carry
 
 
@@ -1075,9 +1148,14 @@ def check_image_shape(image_shape, d: int):
     return shape
 
 
-def compress_deviations(codes: np.ndarray, codecs, base_mask, image_shape, bases, layout, n_bases: int, dtype):
-    """Fit, encode and package the deviations of all rows (``coding="entropy"``)."""
-    model, sym, tidx, _counts = fit(codes, codecs.width, base_mask, image_shape)
+def compress_deviations(codes: np.ndarray, codecs, base_mask, image_shape, bases, layout, n_bases: int, dtype,
+                        costs=None):
+    """Fit, encode and package the deviations of all rows (``coding="entropy"``).
+
+    ``costs``: the context costs that :func:`greedy_base_selection` returned for these very codes (the table
+    scheme then costs only the columns whose digits differ from its last step)."""
+    costs = costs if image_shape is None else None
+    model, sym, tidx, _counts = _fit(codes, codecs.width, base_mask, image_shape, costs=costs)
     stream, block_off, row_off, off_bits = encode(model, sym, tidx)
     return build(_frozen_model(model), stream, np.concatenate([block_off, row_off]), off_bits, bases, layout, n_bases,
                  codecs, dtype, ceil_log2(n_bases), codes.shape[0])
@@ -1279,10 +1357,13 @@ def image_row_reader(coded: EntropyCoded, ids: np.ndarray, dtype, n_public=None)
 # --------------------------------------------------------------------------
 # the greedy base selection under the coded size (Eq. 1 generalised)
 # --------------------------------------------------------------------------
-def coded_size_bits(codes, widths, mask, n_b: int, n: int, m: int, s_params: int, image_shape=None):
+def coded_size_bits(codes, widths, mask, n_b: int, n: int, m: int, s_params: int, image_shape=None, costs=None):
     """Estimated bits of the whole entropy-coded table under ``mask``:
-    ``n_b l_b + (n + m) ceil(log2 n_b) + m ceil(log2 n) + S_params + estimate_bits``."""
-    model, _sym, _tidx, counts = fit(codes, widths, mask, image_shape, counts_only=True)
+    ``n_b l_b + (n + m) ceil(log2 n_b) + m ceil(log2 n) + S_params + estimate_bits``.
+
+    ``costs``, a :class:`_ContextCosts` of ``codes``, keeps the table scheme's
+    context costs between calls for the same codes (the same size, less work)."""
+    model, _sym, _tidx, counts = _fit(codes, widths, mask, image_shape, counts_only=True, costs=costs)
     l_b = int(np.count_nonzero(mask))
     N = n + m
     return (n_b * l_b + N * ceil_log2(n_b) + m * ceil_log2(n) + s_params
@@ -1296,9 +1377,13 @@ def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau
     Same order (increasing entropy) and plateau rule (``tau``) as
     :func:`gedenb.entrogede.greedy_base_selection`; the size of every
     candidate is :func:`coded_size_bits`.  Stops before a base table of more
-    than :data:`MAX_BASE_CODES` column codes.
+    than :data:`MAX_BASE_CODES` column codes.  A step moves one bit into the
+    base, which changes the digits of one column: the table scheme's context
+    costs of the other columns are kept (:class:`_ContextCosts`), so a step
+    costs O(N d) kernel work and O(N) context costing.
 
-    Returns ``(base_mask, n_bases, labels, sizes)`` like the raw greedy.
+    Returns ``(base_mask, n_bases, labels, sizes, costs)``: those of the raw greedy and the context costs
+    (:class:`_ContextCosts`, None for images), for :func:`compress_deviations` of the same codes.
     """
     N = n + m
     d = codes.shape[1]
@@ -1310,7 +1395,8 @@ def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau
     table = np.full(2 * N + 2, -1, dtype=np.int64)
     mask = const.copy()
     n_b = 1
-    best = coded_size_bits(codes, widths, mask, 1, n, m, s_params, image_shape)
+    costs = _ContextCosts() if image_shape is None else None  # the columns' context costs, kept per step
+    best = coded_size_bits(codes, widths, mask, 1, n, m, s_params, image_shape, costs)
     best_mask, best_nb, best_labels = mask.copy(), 1, labels.copy()
     sizes = [best]
     c = 0
@@ -1319,7 +1405,7 @@ def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau
         if n_b * d > MAX_BASE_CODES:
             break
         mask[k] = True
-        s = coded_size_bits(codes, widths, mask, n_b, n, m, s_params, image_shape)
+        s = coded_size_bits(codes, widths, mask, n_b, n, m, s_params, image_shape, costs)
         sizes.append(s)
         if s < best:
             best, best_mask, best_nb, best_labels = s, mask.copy(), n_b, labels.copy()
@@ -1328,4 +1414,4 @@ def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau
             c += 1
             if c >= tau or n_b == N:
                 break
-    return best_mask, best_nb, best_labels, np.asarray(np.round(sizes), dtype=np.int64)
+    return best_mask, best_nb, best_labels, np.asarray(np.round(sizes), dtype=np.int64), costs

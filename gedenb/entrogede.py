@@ -550,8 +550,8 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
         shape = _coding.check_image_shape(image_shape, d)
         all_codes = np.concatenate([codes, ccodes]) if m else codes
         all_codes = np.ascontiguousarray(all_codes, dtype=np.uint64)
-        mask, n_b, labels, sizes = _coding.greedy_base_selection(T, counts, H, all_codes, widths, n, m, tau,
-                                                                 s_params, shape)
+        mask, n_b, labels, sizes, costs = _coding.greedy_base_selection(T, counts, H, all_codes, widths, n, m,
+                                                                        tau, s_params, shape)
         pred = _predict.fit(all_codes, codecs, X.dtype, n) if shape is None else None
         if pred is not None:  # kept only if the table is smaller with it, its section PRED included
             tcodes = _predict.forward(all_codes, codecs, pred)
@@ -562,7 +562,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
             got = _coding.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau,
                                                 s_params + 8 * pred.nbytes, None)
             if got[3].min() < sizes.min():
-                (mask, n_b, labels, sizes), words, all_codes = got, twords, tcodes
+                (mask, n_b, labels, sizes, costs), words, all_codes = got, twords, tcodes
             else:
                 pred = None
     else:
@@ -574,7 +574,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     if coding == "entropy":  # records hold only the base IDs; the deviations are rANS-coded
         records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits,
                                  np.zeros((0, 2), dtype=np.int64))
-        coded = _coding.compress_deviations(all_codes, codecs, mask, shape, bases, layout, n_b, X.dtype)
+        coded = _coding.compress_deviations(all_codes, codecs, mask, shape, bases, layout, n_b, X.dtype, costs)
     else:
         records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits, layout.dev_runs)
     for a in (mask, weights, beta_pos, H, sizes, bases, records):

@@ -250,6 +250,12 @@ def _apply(codes, rows, offset, width, lag_cols, lag_start, lag_u0, lag_bits, la
 _SIGN = np.uint64(1 << 63)
 
 
+@njit(inline="always")
+def _ratio_value(key):
+    """Whether the value of float64 key ``key`` (IEEE codec) may be a ratio: not negative (or -0.0), inf or NaN."""
+    return (key & _SIGN) != 0 and ((key ^ _SIGN) >> np.uint64(52)) < np.uint64(0x7FF)
+
+
 @njit
 def _ratio_search(codes, k, cols, a, b, offset, lim, hmax, num, ub, fb):
     """The smallest ``h <= hmax`` with ``value_j == float64(p_j) / h`` for every column (numerators in
@@ -259,11 +265,9 @@ def _ratio_search(codes, k, cols, a, b, offset, lim, hmax, num, ub, fb):
     for t in range(kk):
         j = cols[a + t]
         key = codes[k, j] + offset[j]
-        if not key & _SIGN:  # negative (or -0.0)
+        if not _ratio_value(key):
             return 0
         ub[0] = key ^ _SIGN
-        if (ub[0] >> np.uint64(52)) >= np.uint64(0x7FF):  # inf or NaN
-            return 0
         vals[t] = fb[0]
     for h in range(1, hmax + 1):
         fh = np.float64(h)
@@ -280,6 +284,42 @@ def _ratio_search(codes, k, cols, a, b, offset, lim, hmax, num, ub, fb):
 
 
 @njit
+def _ratio_limits(width, rat_cols, a, b, hbits):
+    """``(numerator bits of the first column, exclusive numerator limits)`` of the ratio group ``rat_cols[a:b]``."""
+    pb = width[rat_cols[a]] - hbits
+    lim = np.empty(b - a, dtype=np.float64)
+    for t in range(b - a):
+        lim[t] = 2.0 ** min(53, pb if t == 0 else width[rat_cols[a + t]])
+    return pb, lim
+
+
+@njit
+def _ratio_count(codes, offset, width, cols, hbits, max_fail):
+    """Rows of ``codes`` whose columns ``cols`` are ratios with one denominator below ``2**hbits``
+    (:func:`_ratio_search`), or -1 as soon as more than ``max_fail`` rows are not; ``codes`` is not changed."""
+    _pb, lim = _ratio_limits(width, cols, 0, cols.shape[0], hbits)
+    num = np.zeros(cols.shape[0], dtype=np.uint64)
+    ub = np.zeros(1, dtype=np.uint64)
+    fb = ub.view(np.float64)
+    rows = codes.shape[0]
+    fail = 0
+    may = np.ones(rows, dtype=np.bool_)
+    for k in range(rows):  # first the rows that fail at once (the order of the rows does not matter)
+        for t in range(cols.shape[0]):
+            if not _ratio_value(codes[k, cols[t]] + offset[cols[t]]):
+                may[k] = False
+                fail += 1
+                break
+    for k in range(rows):
+        if fail > max_fail:
+            return -1
+        if may[k] and not _ratio_search(codes, k, cols, 0, cols.shape[0], offset, lim, (1 << hbits) - 1, num, ub,
+                                        fb):
+            fail += 1
+    return -1 if fail > max_fail else rows - fail
+
+
+@njit
 def _ratio_forward(codes, offset, width, rat_cols, rat_start, rat_hbits):
     """Transform every row in place; returns the denominator per row and group (0: exception)."""
     Q = rat_hbits.shape[0]
@@ -288,10 +328,7 @@ def _ratio_forward(codes, offset, width, rat_cols, rat_start, rat_hbits):
     fb = ub.view(np.float64)
     for g in range(Q):
         a, b = rat_start[g], rat_start[g + 1]
-        pb = width[rat_cols[a]] - rat_hbits[g]
-        lim = np.empty(b - a, dtype=np.float64)
-        for t in range(b - a):
-            lim[t] = 2.0 ** min(53, pb if t == 0 else width[rat_cols[a + t]])
+        pb, lim = _ratio_limits(width, rat_cols, a, b, rat_hbits[g])
         num = np.zeros(b - a, dtype=np.uint64)
         hmax = (1 << rat_hbits[g]) - 1
         for k in range(codes.shape[0]):
@@ -538,12 +575,20 @@ def _residuals(codes: np.ndarray, start: np.ndarray, codecs, label: np.ndarray, 
 
 
 def _ratio_share(codes: np.ndarray, codecs, cols: list) -> float:
-    """Share of the rows of ``codes`` whose columns ``cols`` are ratios with one denominator."""
-    p = _empty(0, 0, rat_cols=np.asarray(cols, np.int64), rat_start=np.array([0, len(cols)], np.int64),
-               rat_hbits=np.array([RATIO_BITS], np.int64))
-    hs = _ratio_forward(np.array(codes, dtype=np.uint64, order="C"), np.asarray(codecs.offset, np.uint64),
-                        np.asarray(codecs.width, np.int64), p.rat_cols, p.rat_start, p.rat_hbits)
-    return float(np.mean(hs[:, 0] > 0)) if hs.size else 0.0
+    """Share of the rows of ``codes`` whose columns ``cols`` are ratios with one denominator, or 0.0 as
+    soon as too many rows are not for the share to reach :data:`RATIO_MIN_SHARE` (the rows left are not
+    searched: a wide table's columns are screened one by one)."""
+    rows = codes.shape[0]
+    if not rows:
+        return 0.0
+    max_fail = rows - int(np.ceil(rows * RATIO_MIN_SHARE))  # the most rows that may fail, exactly as the float
+    while max_fail < rows and (rows - max_fail - 1) / rows >= RATIO_MIN_SHARE:  # comparison with the share
+        max_fail += 1
+    while max_fail >= 0 and (rows - max_fail) / rows < RATIO_MIN_SHARE:
+        max_fail -= 1
+    ok = _ratio_count(np.ascontiguousarray(codes, dtype=np.uint64), np.asarray(codecs.offset, np.uint64),
+                      np.asarray(codecs.width, np.int64), np.asarray(cols, np.int64), RATIO_BITS, max_fail)
+    return ok / rows if ok >= 0 else 0.0
 
 
 def _ratio_groups(codes: np.ndarray, codecs, dtype, skip: set) -> list:
@@ -556,7 +601,7 @@ def _ratio_groups(codes: np.ndarray, codecs, dtype, skip: set) -> list:
             and j not in skip]
     if not cand:
         return []
-    sample = codes[:: max(1, n // 256)][:256]
+    sample = np.ascontiguousarray(codes[:: max(1, n // 256)][:256], dtype=np.uint64)  # copied once
     cand = [j for j in cand if _ratio_share(sample, codecs, [j]) >= RATIO_MIN_SHARE]
     if len(cand) > 1 and _ratio_share(sample, codecs, cand) >= RATIO_MIN_SHARE:
         cand.sort(key=lambda j: -int(codecs.width[j]))  # the widest column holds the denominator

@@ -177,6 +177,36 @@ def _row_contexts(codes, sym, slot_table, refs, shifts, nlev, image, e1, e2, n_t
     return tidx, _sum_chunks(part, max(n_tables, 0))
 
 
+#: Rows per block of :func:`_table_counts` (a block's digits stay in cache while every slot reads them).
+COUNT_BLOCK_ROWS = 4096
+
+
+@pnjit
+def _table_counts(sym, slot_table, refs, shifts, nlev, n_tables):
+    """Symbol counts per table of a table-scheme model, ``(n_tables, MAX_ALPHABET)``: what
+    :func:`_row_contexts` counts with ``image=False``, one task per slot (each slot owns its tables) over
+    blocks of :data:`COUNT_BLOCK_ROWS` rows, without per-task copies of the counts.
+
+    References at or past ``S`` (the zero entry) read level 0.
+    """
+    N, S = sym.shape
+    counts = np.zeros((n_tables, MAX_ALPHABET), dtype=np.int64)
+    for b0 in range(0, N, COUNT_BLOCK_ROWS):
+        b1 = min(N, b0 + COUNT_BLOCK_ROWS)
+        for s in prange(S):
+            t = slot_table[s]
+            if t < 0:
+                continue
+            for i in range(b0, b1):
+                ctx = np.int64(0)
+                for k in range(refs.shape[1]):
+                    r = refs[s, k]
+                    v = np.int64(sym[i, r]) if r < S else np.int64(0)
+                    ctx = ctx * nlev[s, k] + (v >> shifts[s, k])
+                counts[t + ctx, sym[i, s]] += 1
+    return counts
+
+
 @njit
 def _histogram(tidx, sym, n_tables, alphabet):
     counts = np.zeros((n_tables, alphabet), dtype=np.int64)
@@ -189,31 +219,193 @@ def _histogram(tidx, sym, n_tables, alphabet):
     return counts
 
 
+#: Candidate contexts of a table-scheme digit slot, in the order the compressor tries them
+#: (:func:`gedenb.coding._choose_table_contexts`): none; each of the slot's up to :data:`CTX_SOURCES` sources
+#: (the digit above in the same column, then the first digits of the two previous columns with deviation bits)
+#: quantised to its top 1, 2, 3 or 4 bits; the first two sources together at (2, 2), (3, 2), (4, 2) and (2, 3)
+#: bits.  ``CTX_NREF[k]`` references, reference ``q`` to source ``CTX_SRC[k, q]`` at its top ``CTX_LV[k, q]`` bits.
+CTX_SOURCES = 3
+CTX_NREF = np.array([0] + [1] * 12 + [2] * 4, dtype=np.int64)
+CTX_SRC = np.array([[0, 0]] + [[q, 0] for q in range(3) for _ in range(4)] + [[0, 1]] * 4, dtype=np.int64)
+CTX_LV = np.array([[0, 0]] + [[lv, 0] for _ in range(3) for lv in (1, 2, 3, 4)] + [[2, 2], [3, 2], [4, 2], [2, 3]],
+                  dtype=np.int64)
+CTX_CANDIDATES = CTX_NREF.shape[0]
+
+
+@njit(inline="always")
+def _candidate(k, s, src, slot_bits):
+    """``(nref, r0, shift0, r1, shift1, radix1, n_contexts)`` of candidate ``k`` of slot ``s``; ``nref = -1``
+    where the slot lacks a source or a source has fewer bits than the candidate takes."""
+    nref = CTX_NREF[k]
+    r0, sh0, r1, sh1 = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+    nl1, nctx = np.int64(1), np.int64(1)
+    if nref >= 1:
+        r0, lv = src[s, CTX_SRC[k, 0]], CTX_LV[k, 0]
+        if r0 < 0 or lv > slot_bits[r0]:
+            return np.int64(-1), r0, sh0, r1, sh1, nl1, nctx
+        sh0, nctx = slot_bits[r0] - lv, np.int64(1) << lv
+    if nref >= 2:
+        r1, lv = src[s, CTX_SRC[k, 1]], CTX_LV[k, 1]
+        if r1 < 0 or lv > slot_bits[r1]:
+            return np.int64(-1), r0, sh0, r1, sh1, nl1, nctx
+        sh1, nl1 = slot_bits[r1] - lv, np.int64(1) << lv
+        nctx *= nl1
+    return nref, r0, sh0, r1, sh1, nl1, nctx
+
+
+#: Most contexts of one candidate (two sources at 4 + 2 bits).
+CTX_MAX = 64
+
+
+@njit(inline="always")
+def _lowest(x):
+    """``(position of the lowest set bit of x, x without it)`` (``x != 0``)."""
+    low = x & (~x + np.uint64(1))
+    return np.int64(_popcount(low - np.uint64(1))), x ^ low
+
+
+#: ``_GAMMA_BITS[v]``: bits of ``gamma(v)`` (:func:`_gamma_bits`) for ``1 <= v <= 2**MAX_PREC`` (frequencies,
+#: zero runs + 1 up to the largest alphabet).
+_GAMMA_BITS = np.array([0] + [2 * (v.bit_length() - 1) + 1 for v in range(1, (1 << MAX_PREC) + 1)], dtype=np.int64)
+
+
 @njit
-def _context_costs(sym, s, cands, alphabet, budget, prec):
-    """Coded bits (symbols, then tables: :func:`_code_bits` + :func:`_table_bits`) of digit slot ``s`` of
-    every row under each candidate context ``cands[k] = (nref, r0, shift0, radix0, r1, shift1, radix1)``
-    (the context is ``(sym[:, r0] >> shift0) * radix1 + (sym[:, r1] >> shift1)`` for two references);
-    ``inf`` where it needs more than ``budget`` tables."""
+def _sparse_table_cost(counts, seen, freq, t, tot, alphabet, prec, bits, log2):
+    """``(bits, table bits)`` of table ``t`` (``tot > 0`` symbols): ``bits`` plus the coded bits of its
+    symbols, and its serialised bits -- what :func:`_code_bits` adds to its sum and :func:`_table_bits`
+    counts for this row of :func:`_quantise` (the same float additions in the same order).
+
+    ``counts`` and ``freq`` are dense ``(contexts, alphabet)`` rows flattened, ``seen`` marks the non-zero
+    counts (one bit each, ``ceil(alphabet / 64)`` words per table); only those are visited, and the table's
+    counts and marks are left zero.  ``log2[f]`` memoises ``log2(f)`` (NaN: not yet computed), each value
+    computed once by the same scalar call as in :func:`_code_bits`.
+    """
+    W = (alphabet + 63) >> 6
+    row = t * alphabet
+    msz = np.int64(1) << prec
+    total = np.int64(0)
+    best = np.int64(-1)
+    cbest = np.int64(0)
+    for w in range(W):  # the frequencies of :func:`_quantise`
+        x = seen[t * W + w]
+        while x:
+            b, x = _lowest(x)
+            a = 64 * w + b
+            c = counts[row + a]
+            f = (c * msz + tot // 2) // tot
+            if f < 1:
+                f = 1
+            freq[row + a] = f
+            total += f
+            if c > cbest:  # the first most frequent symbol
+                best, cbest = a, c
+    diff = msz - total
+    if diff > 0:
+        freq[row + best] += diff
+    while diff < 0:  # take from the largest frequencies (the first of equal ones), never below 1
+        big = np.int64(-1)
+        for w in range(W):
+            x = seen[t * W + w]
+            while x:
+                b, x = _lowest(x)
+                a = 64 * w + b
+                if big < 0 or freq[row + a] > freq[row + big]:
+                    big = a
+        take = min(-diff, np.int64(freq[row + big]) - 1)
+        freq[row + big] -= take
+        diff += take
+    tbits = np.int64(1)  # the non-empty flag, then (gamma(zero run + 1), gamma(freq)) pairs
+    prev = np.int64(-1)
+    for w in range(W):
+        x = seen[t * W + w]
+        seen[t * W + w] = 0
+        while x:
+            b, x = _lowest(x)
+            a = 64 * w + b
+            f = freq[row + a]
+            lg = log2[f]
+            if lg != lg:
+                lg = np.log2(f)
+                log2[f] = lg
+            bits += counts[row + a] * (prec - lg)
+            tbits += _GAMMA_BITS[a - prev] + _GAMMA_BITS[f]
+            counts[row + a] = 0
+            prev = a
+    if prev < alphabet - 1:
+        tbits += _GAMMA_BITS[alphabet - prev]
+    return bits, tbits
+
+
+@pnjit
+def _context_costs(sym, slots, src, slot_bits, prec):
+    """Coded bits (symbols, then tables: :func:`_code_bits` + :func:`_table_bits` of :func:`_quantise`) of
+    every row's digit in each slot of ``slots`` under each candidate context (:data:`CTX_NREF`),
+    ``(len(slots), CTX_CANDIDATES)``; ``inf`` for candidates the slot lacks.
+
+    ``src[s]`` are slot ``s``'s sources (slot indices, -1 after the last); the context of two references is
+    ``(sym[:, r0] >> shift0) * radix1 + (sym[:, r1] >> shift1)``.  Slots are independent; each visits only the
+    non-zero counts of its candidates' tables (:func:`_sparse_table_cost`).
+    """
     N = sym.shape[0]
-    out = np.full(cands.shape[0], np.inf)
-    for k in range(cands.shape[0]):
-        nref = cands[k, 0]
-        r0, sh0, r1, sh1, nl1 = cands[k, 1], cands[k, 2], cands[k, 4], cands[k, 5], cands[k, 6]
-        nctx = (cands[k, 3] if nref >= 1 else 1) * (nl1 if nref >= 2 else 1)
-        if nctx > budget:
-            continue
-        counts = np.zeros((nctx, alphabet), dtype=np.int64)
-        for i in range(N):
-            c = np.int64(0)
-            if nref >= 1:
-                c = np.int64(sym[i, r0]) >> sh0
-            if nref >= 2:
-                c = c * nl1 + (np.int64(sym[i, r1]) >> sh1)
-            counts[c, sym[i, s]] += 1
-        freqs = _quantise(counts, prec)
-        out[k] = _code_bits(counts, freqs, prec) + _table_bits(freqs, np.full(nctx, alphabet, dtype=np.int64))
+    n = slots.shape[0]
+    out = np.full((n, CTX_CANDIDATES), np.inf)
+    nch = max(1, min(n, 64))
+    for ch in prange(nch):
+        counts = np.zeros(CTX_MAX * MAX_ALPHABET, dtype=np.int64)
+        freq = np.zeros(CTX_MAX * MAX_ALPHABET, dtype=np.int32)
+        seen = np.zeros(CTX_MAX * MAX_ALPHABET // 64, dtype=np.uint64)
+        tots = np.zeros(CTX_MAX, dtype=np.int64)
+        log2 = np.full((1 << prec) + 1, np.nan)
+        for u in range(ch * n // nch, (ch + 1) * n // nch):
+            s = slots[u]
+            alphabet = np.int64(1) << slot_bits[s]
+            W = (alphabet + 63) >> 6
+            for k in range(CTX_CANDIDATES):
+                nref, r0, sh0, r1, sh1, nl1, nctx = _candidate(k, s, src, slot_bits)
+                if nref < 0:
+                    continue
+                for i in range(N):
+                    c = np.int64(0)
+                    if nref >= 1:
+                        c = np.int64(sym[i, r0]) >> sh0
+                    if nref >= 2:
+                        c = c * nl1 + (np.int64(sym[i, r1]) >> sh1)
+                    a = np.int64(sym[i, s])
+                    if counts[c * alphabet + a] == 0:
+                        seen[c * W + (a >> 6)] |= np.uint64(1) << np.uint64(a & 63)
+                    counts[c * alphabet + a] += 1
+                    tots[c] += 1
+                bits = 0.0
+                tbits = np.int64(0)
+                for t in range(nctx):
+                    if tots[t] == 0:
+                        tbits += 1  # the empty flag
+                        continue
+                    bits, tb = _sparse_table_cost(counts, seen, freq, t, tots[t], alphabet, prec, bits, log2)
+                    tots[t] = 0
+                    tbits += tb
+                out[u, k] = bits + tbits
     return out
+
+
+@njit
+def _pick_contexts(costs, src, slot_bits, n_rows, budget):
+    """Per slot, in slot order, the candidate (:data:`CTX_NREF`) of smallest ``costs`` below the slot's
+    ``n_rows * bits`` raw bits among those needing at most the tables left of ``budget`` (the first of equal
+    ones), or -1 (raw digits); each pick takes its tables from the budget."""
+    S = costs.shape[0]
+    choice = np.full(S, -1, dtype=np.int64)
+    for s in range(S):
+        best = np.float64(n_rows * slot_bits[s])
+        take = 0
+        for k in range(CTX_CANDIDATES):
+            c = costs[s, k]
+            if c < best:
+                nref, _r0, _s0, _r1, _s1, _nl1, nctx = _candidate(k, s, src, slot_bits)
+                if nref >= 0 and nctx <= budget:
+                    best, take, choice[s] = c, nctx, k
+        budget -= take
+    return choice
 
 
 @pnjit
