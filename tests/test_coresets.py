@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from gedenb.torch import ArraySource, ImageDataset, LeNet5, TrainConfig, train  # noqa: E402
 from gedenb.torch import coresets  # noqa: E402
+from gedenb.torch.coresets.base import _residuals  # noqa: E402
+from gedenb.torch.coresets.dq import _cosine01  # noqa: E402
 from gedenb.torch.coresets import (  # noqa: E402
     CoresetInfeasible, MemoryMonitor, SubsetSampler, dq_bins, dq_sample, glister_select, gradmatch_select,
     last_layer_gradients, omp, tdds_scores,
@@ -203,8 +205,8 @@ def _graphcut(s, ground, S, lam):
 
 def test_dq_bins_are_disjoint_cover_the_data_and_gains_never_increase(rng):
     h, y, W, b = _linear_problem(rng, n=40, C=3, d=5)
-    e = coresets._residuals(h @ W.T + b, y)
-    s = coresets._cosine01(e, h)
+    e = _residuals(h @ W.T + b, y)
+    s = _cosine01(e, h)
     assert s.shape == (40, 40) and (s >= 0).all() and np.allclose(s, s.T, atol=1e-6)
     bins, gains = dq_bins(s, 4)
     flat = np.concatenate(bins)
