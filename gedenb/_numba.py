@@ -158,10 +158,19 @@ prange = numba.prange
 def warmup_rows(n: int, d: int) -> list:
     """Row indices that make a reader run each of its decoding kernels once (for ``warmup()``): one row
     (the one-row path), two rows (serial batches) and a batch of at least ``PARALLEL_MIN_VALUES`` values
-    (parallel batches), as int64 arrays over ``[0, n)``; none for an empty store."""
+    (parallel batches), as int64 arrays over ``[0, n)``; none for an empty store, and none under
+    ``NUMBA_DISABLE_JIT=1`` (nothing compiles; a batch of 2**16 values in plain Python takes minutes).
+
+    Parameters
+    ----------
+    n : int
+        Rows of the store.
+    d : int
+        Values per row.
+    """
     import numpy as np
 
-    if n <= 0:
+    if n <= 0 or _NO_JIT:
         return []
     k = max(2, -(-PARALLEL_MIN_VALUES // max(int(d), 1)))
     return [np.zeros(1, dtype=np.int64), np.arange(2, dtype=np.int64) % n, np.arange(k, dtype=np.int64) % n]

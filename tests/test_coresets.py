@@ -319,6 +319,18 @@ def test_harness_rejects_bad_coreset_settings():
         coresets.select("magic", LeNet5(), None, 0.1, config=TrainConfig())
 
 
+def test_one_module_per_method_over_the_shared_interface():
+    from gedenb.torch.coresets import base, dq, glister, gradmatch, tdds
+
+    modules = (gradmatch, glister, dq, tdds)
+    assert coresets.CORESET_METHODS == ("gradmatch", "glister", "dq", "tdds")
+    assert coresets.ADAPTIVE == ("gradmatch", "glister")
+    for name, module in zip(coresets.CORESET_METHODS, modules):
+        assert isinstance(module.METHOD, base.CoresetMethod) and module.METHOD.name == name
+        assert getattr(coresets, f"select_{name}") is getattr(module, f"select_{name}")
+    assert coresets.Selection is base.Selection and coresets.SubsetSampler.__module__ == "gedenb.torch.coresets.hooks"
+
+
 @pytest.mark.skipif(not HAS_DATA, reason="GEDENB_DATA not set (CI sets it)")
 def test_table1_quick_runs_the_coreset_baselines(tmp_path):
     from gedenb.experiments import EXPERIMENTS

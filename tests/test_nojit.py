@@ -37,9 +37,12 @@ def test_kernels_are_plain_python_when_jit_is_off():
 
     from gedenb import encode, layout
 
+    from gedenb._numba import warmup_rows
+
     kernels = (encode._decode_codes_serial, layout._decode_rows_serial)
     compiled = [isinstance(k, numba.core.dispatcher.Dispatcher) for k in kernels]
     assert compiled == [not numba.config.DISABLE_JIT] * 2
+    assert (warmup_rows(10, 3) == []) == bool(numba.config.DISABLE_JIT)  # nothing to compile: no warm-up reads
 
 
 def _same(a, b) -> bool:
@@ -76,6 +79,7 @@ def _check_reads(X, c, tmp_path, name="t.gede"):
     gedenb.save(c, path)
     rows = np.array([len(X) - 1, 0, 7, 7, 2], dtype=np.int64)
     with gedenb.open(path) as r:
+        r.warmup()
         assert _same(r.read_rows(slice(None)), X)
         assert _same(r.read_rows(rows), X[rows])
         assert r[1].tobytes() == X[1].tobytes()
@@ -141,6 +145,7 @@ def test_image_store(rng, tmp_path, transform, coding):
         assert expect.tobytes() == x.tobytes() and _same(labels, y)
     idx = np.array([5, 0, 11, 5], dtype=np.int64)
     with ImageReader(path) as r:
+        r.warmup()
         images, got = r.read_images(idx)
         assert _same(images, expect[idx]) and _same(got, labels[idx])
         assert _same(r.read_images(np.arange(len(x)))[0], expect)
