@@ -26,6 +26,12 @@ Two choices here decide how gedenb behaves on a fresh install:
   (:func:`_package_stamp`), not only the kernel's own file: a kernel inlines
   kernels and constants from other modules, and Numba's own per-file stamp
   would reuse a stale entry after an upgrade that changed only those.
+
+Under ``NUMBA_DISABLE_JIT=1`` (coverage, debuggers; the ``nojit`` pass of
+``.ci/run``) :func:`njit` and :func:`pnjit` give each kernel back as plain
+Python with compiled code's silent overflow (:func:`_pure_python`),
+:func:`borrowed` gives its array back, ``prange`` is ``range`` and
+:func:`call_serial` calls the function.
 """
 
 from __future__ import annotations
@@ -136,6 +142,9 @@ def threading_layer_info() -> dict:
 
 _CACHE = os.environ.get("GEDENB_NUMBA_CACHE", "1") != "0"
 
+#: ``NUMBA_DISABLE_JIT=1``: every kernel runs as plain Python (the ``nojit`` CI pass runs the readers so).
+_NO_JIT = bool(numba.config.DISABLE_JIT)
+
 #: Below this many values a batch is decoded on one thread (no pool start-up).  Each decoding module binds
 #: this name (tests patch it there).
 PARALLEL_MIN_VALUES = 1 << 16
@@ -149,10 +158,19 @@ prange = numba.prange
 def warmup_rows(n: int, d: int) -> list:
     """Row indices that make a reader run each of its decoding kernels once (for ``warmup()``): one row
     (the one-row path), two rows (serial batches) and a batch of at least ``PARALLEL_MIN_VALUES`` values
-    (parallel batches), as int64 arrays over ``[0, n)``; none for an empty store."""
+    (parallel batches), as int64 arrays over ``[0, n)``; none for an empty store, and none under
+    ``NUMBA_DISABLE_JIT=1`` (nothing compiles; a batch of 2**16 values in plain Python takes minutes).
+
+    Parameters
+    ----------
+    n : int
+        Rows of the store.
+    d : int
+        Values per row.
+    """
     import numpy as np
 
-    if n <= 0:
+    if n <= 0 or _NO_JIT:
         return []
     k = max(2, -(-PARALLEL_MIN_VALUES // max(int(d), 1)))
     return [np.zeros(1, dtype=np.int64), np.arange(2, dtype=np.int64) % n, np.arange(k, dtype=np.int64) % n]
@@ -303,6 +321,8 @@ def njit(func=None, variant=None, **overrides):
     """
     if func is None:
         return lambda f: njit(f, variant, **overrides)
+    if _NO_JIT:
+        return _pure_python(func)
     opts = {**JIT_OPTIONS, **overrides}
     cache = opts.pop("cache", True) and _CACHE
     kernel = numba.njit(**opts)(func)
@@ -314,6 +334,39 @@ def njit(func=None, variant=None, **overrides):
 def pnjit(func=None, variant=None, **overrides):
     """``numba.njit(parallel=True)`` with the package's options."""
     return njit(func, variant, parallel=True, **overrides)
+
+
+def _pure_python(func):
+    """Kernel ``func`` as plain Python (``NUMBA_DISABLE_JIT=1``), with compiled code's arithmetic.
+
+    A compiled kernel (``error_model="numpy"``) wraps integer overflow and
+    divides floats by zero without a word; NumPy scalars warn instead (an
+    error under ``-W error``).  The outermost kernel call runs under
+    ``np.errstate(all="ignore")``; kernels it calls run as they are.
+    """
+    import numpy as np
+
+    @functools.wraps(func)
+    def kernel(*args, **kwargs):
+        if getattr(_PURE_STATE, "inside", False):
+            return func(*args, **kwargs)
+        _PURE_STATE.inside = True
+        try:
+            with np.errstate(all="ignore"):
+                return func(*args, **kwargs)
+        finally:
+            _PURE_STATE.inside = False
+
+    kernel.py_func = func
+    return kernel
+
+
+_PURE_STATE = threading.local()
+
+
+def _borrowed_python(arr):
+    """:func:`borrowed` in plain Python (``NUMBA_DISABLE_JIT=1``): the array itself."""
+    return arr
 
 
 @intrinsic
@@ -345,6 +398,10 @@ def borrowed(typingctx, arr):
         return dst._getvalue()
 
     return arr(arr), codegen
+
+
+if _NO_JIT:  # an intrinsic has no pure-Python form
+    borrowed = _borrowed_python  # noqa: F811
 
 
 _SERIAL_SEEN: set = set()

@@ -44,7 +44,13 @@ _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def words_per_row(nbits: int) -> int:
-    """Number of ``uint64`` words holding ``nbits`` bits."""
+    """Number of ``uint64`` words holding ``nbits`` bits.
+
+    Parameters
+    ----------
+    nbits : int
+        Bits per row.
+    """
     return (int(nbits) + 63) // 64
 
 
@@ -253,6 +259,13 @@ def position_counts(T: np.ndarray, lo: int = 0, hi: int | None = None) -> np.nda
     """Number of rows in ``[lo, hi)`` with each bit position set.
 
     ``T`` is the transposed form from :func:`transpose_bits`.
+
+    Parameters
+    ----------
+    T : (l_t, words) uint64
+        The bit positions' rows, transposed (:func:`transpose_bits`).
+    lo, hi : int
+        The row range ``[lo, hi)`` (default: every row the words hold).
     """
     T = _as_words(T, "T")
     nrows_cap = 64 * T.shape[1]
@@ -267,6 +280,13 @@ def entropy(counts: np.ndarray, n: int) -> np.ndarray:
 
     ``H_i = -p log2 p - (1 - p) log2 (1 - p)`` with ``p = counts[i] / n``;
     constant positions (``p`` in {0, 1}) have ``H = 0`` exactly.
+
+    Parameters
+    ----------
+    counts : (l_t,) int
+        Rows with each position set (:func:`position_counts`).
+    n : int
+        Rows counted.
     """
     counts = np.asarray(counts, dtype=np.int64)
     if n <= 0:
@@ -353,6 +373,15 @@ def group_by_positions(T: np.ndarray, positions, n: int):
     Returns ``(labels, n_groups)``: int64 ids numbered by first occurrence
     in row order, so the result does not depend on the order of
     ``positions``' bits' values, only on the partition they induce.
+
+    Parameters
+    ----------
+    T : (l_t, words) uint64
+        The transposed bits (:func:`transpose_bits`).
+    positions : sequence of int
+        The bit positions that define the groups.
+    n : int
+        Rows.
     """
     T = _as_words(T, "T")
     positions = np.ascontiguousarray(positions, dtype=np.int64)
@@ -440,7 +469,15 @@ def _row_keys(words, positions):
 
 
 def pack_varying(values: np.ndarray, nbits: np.ndarray) -> np.ndarray:
-    """Pack unsigned ``values[i]`` in ``nbits[i]`` (0..64) bits each, MSB first, into one bit stream."""
+    """Pack unsigned ``values[i]`` in ``nbits[i]`` (0..64) bits each, MSB first, into one bit stream.
+
+    Parameters
+    ----------
+    values : (k,) uint64
+        The values, each below ``2**nbits[i]``.
+    nbits : (k,) int
+        Bits of each value.
+    """
     values = np.ascontiguousarray(values, dtype=np.uint64)
     nbits = np.ascontiguousarray(nbits, dtype=np.int64)
     if values.shape != nbits.shape or values.ndim != 1:
@@ -456,7 +493,15 @@ def pack_varying(values: np.ndarray, nbits: np.ndarray) -> np.ndarray:
 
 
 def unpack_varying(words: np.ndarray, nbits: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`pack_varying`."""
+    """Inverse of :func:`pack_varying`.
+
+    Parameters
+    ----------
+    words : uint64 array
+        The packed stream.
+    nbits : (k,) int
+        Bits of each value, as packed.
+    """
     words = _as_words(words, "words", ndim=1)
     nbits = np.ascontiguousarray(nbits, dtype=np.int64)
     if nbits.size and (nbits.min() < 0 or nbits.max() > 64):
@@ -469,7 +514,15 @@ def unpack_varying(words: np.ndarray, nbits: np.ndarray) -> np.ndarray:
 
 
 def pack_fixed(values: np.ndarray, nbits: int) -> np.ndarray:
-    """Pack unsigned values of ``nbits`` (0..64) bits each into a bit stream."""
+    """Pack unsigned values of ``nbits`` (0..64) bits each into a bit stream.
+
+    Parameters
+    ----------
+    values : (k,) uint64
+        The values, each below ``2**nbits``.
+    nbits : int
+        Bits per value.
+    """
     values = np.ascontiguousarray(values, dtype=np.uint64)
     if not 0 <= nbits <= 64:
         raise ValueError("nbits must be in [0, 64]")
@@ -481,7 +534,17 @@ def pack_fixed(values: np.ndarray, nbits: int) -> np.ndarray:
 
 
 def unpack_fixed(words: np.ndarray, nbits: int, n: int) -> np.ndarray:
-    """Inverse of :func:`pack_fixed`: ``n`` values of ``nbits`` bits."""
+    """Inverse of :func:`pack_fixed`: ``n`` values of ``nbits`` bits.
+
+    Parameters
+    ----------
+    words : uint64 array
+        The packed stream.
+    nbits : int
+        Bits per value.
+    n : int
+        Values to unpack.
+    """
     words = _as_words(words, "words", ndim=1)
     if words.shape[0] * 64 < n * nbits:
         raise ValueError("stream is shorter than n values")

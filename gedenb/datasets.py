@@ -62,7 +62,13 @@ def california_housing() -> Table:
 
 
 def data_root(root=None) -> Path:
-    """The data folder: ``root`` if given, else ``$GEDENB_DATA``."""
+    """The data folder: ``root`` if given, else ``$GEDENB_DATA``.
+
+    Parameters
+    ----------
+    root : path, optional
+        The folder (default: ``$GEDENB_DATA``).
+    """
     if root is None:
         root = os.environ.get("GEDENB_DATA")
         if not root:
@@ -99,12 +105,28 @@ def _mnist_like(folder: str, train: bool, root) -> tuple[np.ndarray, np.ndarray]
 
 
 def mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8."""
+    """MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8.
+
+    Parameters
+    ----------
+    train : bool
+        The 60,000 training images (else the 10,000 test images).
+    root : path, optional
+        Data folder in torchvision's raw layout (default: ``$GEDENB_DATA``).
+    """
     return _mnist_like("MNIST", train, root)
 
 
 def fashion_mnist(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8."""
+    """Fashion-MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` uint8.
+
+    Parameters
+    ----------
+    train : bool
+        The 60,000 training images (else the 10,000 test images).
+    root : path, optional
+        Data folder in torchvision's raw layout (default: ``$GEDENB_DATA``).
+    """
     return _mnist_like("FashionMNIST", train, root)
 
 
@@ -120,6 +142,11 @@ def credit_default(root=None) -> Table:
     30,000 rows: the 23 features ``LIMIT_BAL .. PAY_AMT6`` and the 0/1 target
     ``default payment next month`` as the last column (int64; the ``ID``
     column is dropped).  Read from ``credit_default/credit_default.csv.gz``.
+
+    Parameters
+    ----------
+    root : path, optional
+        Data folder (default: ``$GEDENB_DATA``).
     """
     path = _require(data_root(root) / "credit_default" / "credit_default.csv.gz")
     with gzip.open(path, "rt") as f:
@@ -156,6 +183,13 @@ def ijcnn1(train: bool = True, root=None) -> Table:
 
     ``train=True``: the 49,990-row training file (LIBSVM's ``ijcnn1``);
     ``train=False``: the 91,701-row test file.  float64.
+
+    Parameters
+    ----------
+    train : bool
+        The training file (else the test file).
+    root : path, optional
+        Data folder (default: ``$GEDENB_DATA``).
     """
     name = "ijcnn1.tr.gz" if train else "ijcnn1.t.gz"
     X, y = _svmlight(data_root(root) / "ijcnn1" / name, 22)
@@ -173,6 +207,13 @@ def cifar10_jpeg(train: bool = True, root=None) -> tuple[np.ndarray, np.ndarray]
     ``CIFAR10_CLASSES`` order.  The pixels are JPEG re-encodings, not the
     original CIFAR-10 values: fine for training, not for storage figures
     comparable with the paper's.  Needs Pillow.
+
+    Parameters
+    ----------
+    train : bool
+        The training images (else the test images).
+    root : path, optional
+        Data folder (default: ``$GEDENB_DATA``).
     """
     import tarfile
 

@@ -109,6 +109,13 @@ class Codecs(NamedTuple):
         return f
 
     def describe(self, j: int) -> str:
+        """Column ``j``'s codec in a few characters, e.g. ``dec:12b(k=2)``.
+
+        Parameters
+        ----------
+        j : int
+            The column.
+        """
         k = int(self.kind[j])
         s = f"{KIND_NAMES[k]}:{int(self.width[j])}b"
         if k in (DEC, BIN):
@@ -184,6 +191,11 @@ def output_views(out: np.ndarray):
 
     Integer and IEEE codecs write bit patterns into the unsigned view; the
     fixed-point codecs write floats into the float view.
+
+    Parameters
+    ----------
+    out : ndarray
+        The output array of decoded values (its dtype chooses the views).
     """
     dt = out.dtype
     bits = out.view(_storage_uint(dt))
@@ -203,6 +215,17 @@ def decode_codes(codes: np.ndarray, codecs: Codecs, dtype, factor=None) -> np.nd
     A structured ``dtype`` gives a structured ``(n,)`` array, one field per
     column of ``codes``.  ``factor`` is ``codecs.factor``, for callers that
     keep it (computing it costs a few microseconds per call).
+
+    Parameters
+    ----------
+    codes : (n, d) unsigned int array
+        Column codes.
+    codecs : Codecs
+        The table's codecs.
+    dtype : numpy dtype
+        The table's dtype (structured for a mixed-dtype table).
+    factor : (d,) float64, optional
+        ``codecs.factor``, when the caller keeps it.
     """
     dtype = np.dtype(dtype)
     if dtype.names is not None:
@@ -518,12 +541,30 @@ def codec_stats(X, widths: str = "narrow") -> tuple:
 
 
 def merge_codec_stats(a: tuple, b: tuple) -> tuple:
-    """Statistics of the union of two row sets (associative and commutative)."""
+    """Statistics of the union of two row sets (associative and commutative).
+
+    Parameters
+    ----------
+    a, b : tuple of BlockStats
+        :func:`codec_stats` of two row sets of the same table.
+    """
     return tuple(_merge_block(x, y) for x, y in zip(a, b))
 
 
 def candidate_codecs(stats: tuple, dtype, d: int, widths: str = "narrow") -> Codecs:
-    """The codecs :func:`fit_codecs` would propose for the merged rows, before its verifying decode."""
+    """The codecs :func:`fit_codecs` would propose for the merged rows, before its verifying decode.
+
+    Parameters
+    ----------
+    stats : tuple of BlockStats
+        Merged :func:`codec_stats` of every row.
+    dtype : numpy dtype
+        The table's dtype.
+    d : int
+        Columns.
+    widths : {"narrow", "native"}
+        As in :func:`fit_codecs`.
+    """
     dtype = np.dtype(dtype)
     if widths == "native":
         proto = np.zeros(1, dtype=dtype) if dtype.names is not None else np.zeros((1, d), dtype=dtype)
@@ -543,6 +584,15 @@ def codec_check(X, codecs: Codecs, stats: tuple) -> tuple:
     values the codecs do not give back byte for byte, and for every float
     column whose decimal digits are not yet confirmed (``dec_exact`` false)
     the smallest valid ``k >= dec_k`` on this chunk (-1: none).
+
+    Parameters
+    ----------
+    X : table
+        One chunk of rows, as accepted by :func:`fit_codecs`.
+    codecs : Codecs
+        The proposed codecs (:func:`candidate_codecs`).
+    stats : tuple of BlockStats
+        The merged statistics they came from.
     """
     X = as_table(X)
     out = []
@@ -570,13 +620,27 @@ def codec_check(X, codecs: Codecs, stats: tuple) -> tuple:
 
 
 def merge_codec_checks(a: tuple, b: tuple) -> tuple:
-    """Merge :func:`codec_check` results of two row sets."""
+    """Merge :func:`codec_check` results of two row sets.
+
+    Parameters
+    ----------
+    a, b : tuple
+        :func:`codec_check` results of two row sets.
+    """
     return tuple((fa | fb, np.where((ka < 0) | (kb < 0), -1, np.maximum(ka, kb)))
                  for (fa, ka), (fb, kb) in zip(a, b))
 
 
 def needs_check(stats: tuple, codecs: Codecs) -> bool:
-    """Whether a :func:`codec_check` pass is needed before :func:`settle_codecs`."""
+    """Whether a :func:`codec_check` pass is needed before :func:`settle_codecs`.
+
+    Parameters
+    ----------
+    stats : tuple of BlockStats
+        Merged :func:`codec_stats` of every row.
+    codecs : Codecs
+        The candidates proposed from them.
+    """
     if ((codecs.kind == DEC) | (codecs.kind == BIN)).any():
         return True
     return any(s.finite.size and bool((~s.dec_exact & (s.dec_k >= 0)).any()) for s in stats)
@@ -588,6 +652,19 @@ def settle_codecs(stats: tuple, checks, dtype, d: int, widths: str = "narrow"):
     Returns ``(codecs, stats)``: ``codecs`` is None when a decimal digit
     count changed under the check (rare: chunks disagreed on it); then the
     check must run again under the candidates of the returned statistics.
+
+    Parameters
+    ----------
+    stats : tuple of BlockStats
+        Merged :func:`codec_stats` of every row.
+    checks : tuple or None
+        Merged :func:`codec_check` results under the candidates (None when no check was needed).
+    dtype : numpy dtype
+        The table's dtype.
+    d : int
+        Columns.
+    widths : {"narrow", "native"}
+        As in :func:`fit_codecs`.
     """
     dtype = np.dtype(dtype)
     codecs = candidate_codecs(stats, dtype, d, widths)
@@ -659,7 +736,13 @@ def fit_codecs_chunked(chunks, widths: str = "narrow") -> Codecs:
 # encoding
 # --------------------------------------------------------------------------
 def code_dtype(widths: np.ndarray) -> np.dtype:
-    """Narrowest unsigned dtype holding codes of the widest column."""
+    """Narrowest unsigned dtype holding codes of the widest column.
+
+    Parameters
+    ----------
+    widths : (d,) int
+        Bits per column code.
+    """
     w = int(np.max(widths)) if len(widths) else 0
     for t in (np.uint8, np.uint16, np.uint32):
         if w <= 8 * np.dtype(t).itemsize:
@@ -671,6 +754,15 @@ def encode_columns(X: np.ndarray, codecs: Codecs, check: bool = True) -> np.ndar
     """Column codes of ``X`` under ``codecs`` (n, d), narrowest uint dtype.
 
     ``X`` may be a structured table (one column per field).
+
+    Parameters
+    ----------
+    X : (n, d) array or structured (n,) array
+        The table.
+    codecs : Codecs
+        Its codecs (:func:`fit_codecs`).
+    check : bool
+        Check and convert ``X`` first (:func:`as_table`); False for a table that already was.
     """
     if check:
         X = as_table(X)
@@ -717,6 +809,15 @@ def encode_values(values: np.ndarray, codecs: Codecs, dtype) -> np.ndarray:
     column's range, so that they can be stored as extra rows of the same
     width.  NaN centroids of fixed-point or integer columns become the
     column minimum.  ``dtype`` may be structured (one field per column).
+
+    Parameters
+    ----------
+    values : (k, d) float64
+        The values to round (condensed samples).
+    codecs : Codecs
+        The table's codecs.
+    dtype : numpy dtype
+        The table's dtype.
     """
     values = np.asarray(values, dtype=np.float64)
     m, d = values.shape
@@ -766,7 +867,15 @@ def _signed_offset(offset, dtype: np.dtype) -> int:
 
 
 def column_dtypes(dtype, d: int) -> tuple:
-    """The dtype of each of the ``d`` columns: the fields of a structured dtype, else ``dtype`` ``d`` times."""
+    """The dtype of each of the ``d`` columns: the fields of a structured dtype, else ``dtype`` ``d`` times.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        A plain or structured dtype.
+    d : int
+        Columns.
+    """
     dtype = np.dtype(dtype)
     if dtype.names is None:
         return (dtype,) * d
@@ -800,6 +909,11 @@ def as_float64(values: np.ndarray) -> np.ndarray:
     """Decoded rows as a (k, d) float64 array; the fields of a structured array become its columns.
 
     A signalling NaN widens quietly (it is exact data of a float column).
+
+    Parameters
+    ----------
+    values : (k, d) array or structured (k,) array
+        Decoded rows.
     """
     with np.errstate(invalid="ignore"):
         if values.dtype.names is None:

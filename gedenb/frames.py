@@ -110,6 +110,13 @@ class FrameSchema(NamedTuple):
     def from_bytes(cls, raw: bytes, dtype: np.dtype) -> "FrameSchema":
         """Parse and check a FRAM payload against the physical table's ``dtype``.
 
+        Parameters
+        ----------
+        raw : bytes
+            The FRAM section's payload.
+        dtype : numpy dtype
+            The physical table's structured dtype.
+
         Raises
         ------
         FormatError
@@ -229,7 +236,13 @@ def _check_plan(fs: FrameSchema, dtype: np.dtype) -> None:
 # --------------------------------------------------------------------------
 def frame_kind(obj) -> str | None:
     """``"pandas"``, ``"polars"`` or ``"arrow"`` for a DataFrame / Arrow table or record batch, else None
-    (without importing any of those libraries)."""
+    (without importing any of those libraries).
+
+    Parameters
+    ----------
+    obj : object
+        Anything.
+    """
     mod = type(obj).__module__.split(".")[0]
     name = type(obj).__name__
     if mod == "pandas" and name == "DataFrame":
@@ -308,6 +321,11 @@ def _fixed_values(arr, dtype: np.dtype) -> np.ndarray:
 
 def from_frame(obj) -> tuple[np.ndarray, FrameSchema]:
     """A DataFrame (pandas, polars) or Arrow table as a physical table and the schema to get it back.
+
+    Parameters
+    ----------
+    obj : DataFrame or Arrow table
+        A pandas or polars DataFrame, or a pyarrow Table or RecordBatch.
 
     Returns
     -------
@@ -390,7 +408,15 @@ def from_frame(obj) -> tuple[np.ndarray, FrameSchema]:
 # frames out
 # --------------------------------------------------------------------------
 def plain_frame(values: np.ndarray, kind):
-    """A NumPy table (structured: its fields; homogeneous: columns ``"0"``, ``"1"``, ...) as a frame."""
+    """A NumPy table (structured: its fields; homogeneous: columns ``"0"``, ``"1"``, ...) as a frame.
+
+    Parameters
+    ----------
+    values : ndarray
+        Decoded rows, structured ``(n,)`` or homogeneous ``(n, d)``.
+    kind : True or {"pandas", "polars", "arrow"}
+        The frame library (True: pandas).
+    """
     if kind is True:
         kind = "pandas"
     if kind not in FRAME_KINDS:
@@ -404,7 +430,15 @@ def plain_frame(values: np.ndarray, kind):
 
 
 def to_frame_kind(table, kind: str):
-    """An Arrow table as ``kind``."""
+    """An Arrow table as ``kind``.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The frame as Arrow.
+    kind : {"pandas", "polars", "arrow"}
+        The frame library.
+    """
     from ._optional import require
 
     if kind == "arrow":

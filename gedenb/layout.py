@@ -60,7 +60,13 @@ class Layout(NamedTuple):
 
 
 def ceil_log2(x: int) -> int:
-    """``ceil(log2 x)`` for ``x >= 1`` (0 for 1)."""
+    """``ceil(log2 x)`` for ``x >= 1`` (0 for 1).
+
+    Parameters
+    ----------
+    x : int
+        At least 1.
+    """
     return int(x - 1).bit_length() if x > 1 else 0
 
 
@@ -82,7 +88,17 @@ def _runs(positions: np.ndarray) -> np.ndarray:
 
 
 def make_layout(widths: np.ndarray, base_mask: np.ndarray, n_bases: int) -> Layout:
-    """Derive the record layout from column widths and the base positions."""
+    """Derive the record layout from column widths and the base positions.
+
+    Parameters
+    ----------
+    widths : (d,) int
+        Bits of each column's codes.
+    base_mask : (l_t,) bool
+        The row bit positions that belong to the base.
+    n_bases : int
+        Distinct bases (gives the base ID's width).
+    """
     widths = np.asarray(widths, dtype=np.int64)
     base_mask = np.asarray(base_mask, dtype=bool)
     l_t = int(widths.sum())
@@ -110,7 +126,17 @@ class PiecePlan(NamedTuple):
 
 
 def piece_plan(widths: np.ndarray, base_mask: np.ndarray, id_bits: int) -> PiecePlan:
-    """The per-column piece plan of a layout (see :class:`PiecePlan`)."""
+    """The per-column piece plan of a layout (see :class:`PiecePlan`).
+
+    Parameters
+    ----------
+    widths : (d,) int
+        Bits of each column's codes.
+    base_mask : (l_t,) bool
+        The row bit positions that belong to the base.
+    id_bits : int
+        Bits of a base ID.
+    """
     widths = np.asarray(widths, dtype=np.int64)
     base_mask = np.asarray(base_mask, dtype=bool)
     bidx = np.cumsum(base_mask) - 1
@@ -167,6 +193,19 @@ def gather_records(words: np.ndarray, rows: np.ndarray, ids: np.ndarray, id_bits
 
     Record ``k`` is ``ids[k]`` in ``id_bits`` bits followed by the bits of
     row ``rows[k]`` of ``words`` at the positions described by ``runs``.
+
+    Parameters
+    ----------
+    words : (n, W) uint64
+        Packed rows.
+    rows : (k,) int64
+        The rows to gather.
+    ids : (k,) uint64
+        Each record's base ID.
+    id_bits : int
+        Bits of a base ID.
+    runs : (r, 2) int64
+        ``(first position, length)`` runs of the row bits to keep (``Layout.dev_runs``).
     """
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -278,6 +317,25 @@ def decode_rows(records: np.ndarray, bases: np.ndarray, layout: Layout, codecs: 
     ``rows`` must already be validated (int64, in range) and the streams
     must be long enough for them (the reader checks section sizes): this is
     the kernel-facing layer.  Rows come back in the order of ``rows``.
+
+    Parameters
+    ----------
+    records : uint64 array
+        The records stream (section ROWS).
+    bases : uint64 array
+        The bases' bit stream (section BASE).
+    layout : Layout
+        The store's layout.
+    codecs : Codecs
+        The table's codecs.
+    rows : (k,) int64
+        Record indices, validated.
+    dtype : numpy dtype
+        The table's dtype.
+    n_bases : int
+        Distinct bases (an ID at or above it is corrupt).
+    factor : (d,) float64, optional
+        ``codecs.factor``, when the caller keeps it.
 
     Raises
     ------
@@ -397,7 +455,13 @@ def _decode_fields_serial(records, bases, rec_bits, id_bits, base_bits, n_bases,
 
 
 def field_plan(dtype: np.dtype):
-    """``(offset, size, sign, full)`` per field of a packed structured dtype (bytes; value-bit masks)."""
+    """``(offset, size, sign, full)`` per field of a packed structured dtype (bytes; value-bit masks).
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        A packed structured dtype.
+    """
     names = dtype.names
     foff = np.array([dtype.fields[f][1] for f in names], dtype=np.int64)
     fsize = np.array([dtype.fields[f][0].itemsize for f in names], dtype=np.int64)

@@ -39,12 +39,28 @@ FIELD_ENTRY_BYTES = 12
 
 
 def params_bits(d: int, l_t: int, beta: int) -> int:
-    """``S_params``: bits of the parameters stored with a table (Eq. 1)."""
+    """``S_params``: bits of the parameters stored with a table (Eq. 1).
+
+    Parameters
+    ----------
+    d : int
+        Columns.
+    l_t : int
+        Bits per row.
+    beta : int
+        Clustering bits.
+    """
     return 8 * (FIXED_HEADER_BYTES + CODEC_ENTRY_BYTES * d + (l_t + 7) // 8 + BETA_ENTRY_BYTES * beta)
 
 
 def fields_bytes(dtype) -> int:
-    """Bytes of the field list (section FLDS) of a structured dtype; 0 for a homogeneous table."""
+    """Bytes of the field list (section FLDS) of a structured dtype; 0 for a homogeneous table.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The table's dtype.
+    """
     names = getattr(dtype, "names", None)
     if names is None:
         return 0
@@ -66,7 +82,23 @@ def _eq1(n_b, l_b, l_d, n, m, s_params):
 
 
 def eq1(n_b: int, l_b: int, l_d: int, n: int, m: int, s_params: int = 0) -> int:
-    """Eq. 1 (bits) from its terms; pure Python, exact integers."""
+    """Eq. 1 (bits) from its terms; pure Python, exact integers.
+
+    Parameters
+    ----------
+    n_b : int
+        Bases.
+    l_b : int
+        Base bits.
+    l_d : int
+        Deviation bits per row.
+    n : int
+        Rows.
+    m : int
+        Condensed samples.
+    s_params : int
+        ``S_params`` (:func:`params_bits`).
+    """
     return int(_eq1(int(n_b), int(l_b), int(l_d), int(n), int(m), int(s_params)))
 
 

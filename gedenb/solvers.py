@@ -41,6 +41,13 @@ class LinearModel(NamedTuple):
     intercept: float
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions ``X @ coef + intercept``.
+
+        Parameters
+        ----------
+        X : (k, d) array
+            Features.
+        """
         return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
 
 
@@ -51,12 +58,33 @@ class LogisticModel(NamedTuple):
     intercept: float
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """The log-odds ``X @ coef + intercept``.
+
+        Parameters
+        ----------
+        X : (k, d) array
+            Features.
+        """
         return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The probability of class 1.
+
+        Parameters
+        ----------
+        X : (k, d) array
+            Features.
+        """
         return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Labels 0/1 (class 1 where the log-odds are positive).
+
+        Parameters
+        ----------
+        X : (k, d) array
+            Features.
+        """
         return (self.decision_function(X) > 0).astype(np.int64)
 
 
@@ -128,6 +156,17 @@ def closed_form(X, y, w=None, ridge: float = 0.0) -> FitResult:
     by SVD-based least squares on weighted-standardised features (no
     explicit inverse), so it stays well behaved when the condensed samples
     are few or nearly collinear.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    w : (n,) array, optional
+        Row weights (condensed samples' cluster sizes; default: all ones).
+    ridge : float
+        Ridge penalty on the standardised coefficients.
     """
     X, y, w = _check_xyw(X, y, w)
     if ridge < 0:
@@ -146,7 +185,19 @@ def closed_form(X, y, w=None, ridge: float = 0.0) -> FitResult:
 
 
 def weighted_least_squares(X, y, w=None, ridge: float = 0.0) -> LinearModel:
-    """The model of :func:`closed_form` alone."""
+    """The model of :func:`closed_form` alone.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    w : (n,) array, optional
+        Row weights (default: all ones).
+    ridge : float
+        Ridge penalty on the standardised coefficients.
+    """
     return closed_form(X, y, w, ridge).model
 
 
@@ -202,6 +253,21 @@ def gradient_descent(X, y, w=None, lr: float = 0.001, tol: float = 1e-10, max_it
     "Until convergence" is made precise: stop when the loss changes by at
     most ``tol`` relative to its value between two steps, or after
     ``max_iter`` steps (``converged=False`` then).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    w : (n,) array, optional
+        Row weights (default: all ones).
+    lr : float
+        Learning rate.
+    tol : float
+        Relative loss change at which to stop.
+    max_iter : int
+        Step limit.
     """
     X, y, w = _check_xyw(X, y, w)
     if not lr > 0 or not tol >= 0 or int(max_iter) < 1:
@@ -258,6 +324,23 @@ def sgd(X, y, w=None, lr: float = 0.001, batch_size: int = 32, steps: int = 1000
     ``losses[steps]`` after the last), so curves compare with
     :func:`gradient_descent` step by step (the paper's Fig. 3 at equal cost
     per step).  ``converged`` is always False: SGD has no stopping rule.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    w : (n,) array, optional
+        Row weights, as sampling probabilities (default: uniform).
+    lr : float
+        Learning rate.
+    batch_size : int
+        Rows per step.
+    steps : int
+        Steps.
+    seed : int
+        Seed of the draws.
     """
     X, y, w = _check_xyw(X, y, w)
     if not lr > 0 or int(batch_size) < 1 or int(steps) < 1:
@@ -343,6 +426,23 @@ def logistic_regression(X, y, w=None, lr: float = 0.1, tol: float = 1e-9, max_it
     ``y`` holds class labels in {0, 1} or {-1, 1}; for condensed samples it
     may be the cluster's share of positives in [0, 1] (the centroid of a 0/1
     target), which is exactly the weighted cross-entropy of the cluster.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Labels in {0, 1} or {-1, 1}, or shares of positives in [0, 1].
+    w : (n,) array, optional
+        Row weights (default: all ones).
+    lr : float
+        Learning rate.
+    tol : float
+        Relative loss change at which to stop.
+    max_iter : int
+        Step limit.
+    l2 : float
+        L2 penalty on the standardised coefficients.
     """
     X, y, w = _check_xyw(X, y, w)
     if y.size and y.min() < 0:
@@ -362,13 +462,33 @@ def logistic_regression(X, y, w=None, lr: float = 0.1, tol: float = 1e-9, max_it
 # metrics and registry
 # --------------------------------------------------------------------------
 def mse(model, X, y) -> float:
-    """Mean squared error of a linear model on ``(X, y)``."""
+    """Mean squared error of a linear model on ``(X, y)``.
+
+    Parameters
+    ----------
+    model : LinearModel
+        A fitted model.
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    """
     r = model.predict(X) - np.asarray(y, dtype=np.float64)
     return float(np.mean(r * r))
 
 
 def accuracy(model, X, y) -> float:
-    """Share of correct labels of a logistic model (labels 0/1 or -1/1)."""
+    """Share of correct labels of a logistic model (labels 0/1 or -1/1).
+
+    Parameters
+    ----------
+    model : LogisticModel
+        A fitted model.
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Labels 0/1 or -1/1.
+    """
     y = np.asarray(y)
     truth = (y > 0).astype(np.int64)
     return float(np.mean(model.predict(X) == truth))
@@ -383,7 +503,13 @@ SOLVERS: dict[str, Callable] = {
 
 
 def get_solver(solver) -> Callable:
-    """A solver by name (see :data:`SOLVERS`) or a callable passed through."""
+    """A solver by name (see :data:`SOLVERS`) or a callable passed through.
+
+    Parameters
+    ----------
+    solver : str or callable
+        A name in :data:`SOLVERS`, or a solver itself.
+    """
     if callable(solver):
         return solver
     try:

@@ -194,6 +194,11 @@ def register_transform(t, *, overwrite: bool = False):
 def get_transform(transform):
     """A transform by name (see :data:`TRANSFORMS`), or a transform object passed through.
 
+    Parameters
+    ----------
+    transform : str or transform object
+        A name in :data:`TRANSFORMS`, or an object with ``name``, ``forward``, ``inverse`` and ``lossless``.
+
     Raises
     ------
     ValueError
@@ -348,6 +353,11 @@ def rgb_to_ycbcr(rgb) -> np.ndarray:
     ``Y = 0.299 R + 0.587 G + 0.114 B``, ``Cb = 128 + 0.5 (B - Y) / 0.886``,
     ``Cr = 128 + 0.5 (R - Y) / 0.701``; the last axis holds the channels.
 
+    Parameters
+    ----------
+    rgb : array_like, last axis R, G, B
+        Values in [0, 255].
+
     Examples
     --------
     >>> from gedenb.transforms import rgb_to_ycbcr
@@ -359,7 +369,13 @@ def rgb_to_ycbcr(rgb) -> np.ndarray:
 
 
 def ycbcr_to_rgb(ycc) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr` (float64, not rounded or clipped)."""
+    """Inverse of :func:`rgb_to_ycbcr` (float64, not rounded or clipped).
+
+    Parameters
+    ----------
+    ycc : array_like, last axis Y, Cb, Cr
+        As :func:`rgb_to_ycbcr` gives them.
+    """
     ycc = np.asarray(ycc, dtype=np.float64)
     return (ycc - _YCBCR_OFFSET) @ YCBCR_INVERSE.T
 
@@ -408,6 +424,11 @@ def rgb_to_ycocg_r(rgb) -> np.ndarray:
     [0, 255] and ``Co``, ``Cg`` in [-255, 255]; :func:`ycocg_r_to_rgb`
     inverts it exactly.  The same inline code runs inside the image kernels.
 
+    Parameters
+    ----------
+    rgb : integer array_like, last axis R, G, B
+        The pixels.
+
     Examples
     --------
     >>> from gedenb.transforms import rgb_to_ycocg_r, ycocg_r_to_rgb
@@ -420,7 +441,13 @@ def rgb_to_ycocg_r(rgb) -> np.ndarray:
 
 
 def ycocg_r_to_rgb(ycocg) -> np.ndarray:
-    """Exact inverse of :func:`rgb_to_ycocg_r` (int64, last axis Y, Co, Cg)."""
+    """Exact inverse of :func:`rgb_to_ycocg_r` (int64, last axis Y, Co, Cg).
+
+    Parameters
+    ----------
+    ycocg : integer array_like, last axis Y, Co, Cg
+        As :func:`rgb_to_ycocg_r` gives them.
+    """
     return _apply_triples(_ycocg_r_inv_array, ycocg, "ycocg")
 
 
@@ -537,6 +564,11 @@ class LiftingPlan(NamedTuple):
 def dct_matrix(n: int) -> np.ndarray:
     """The orthonormal ``n``-point DCT-II matrix (scipy's ``dct(..., norm="ortho")``).
 
+    Parameters
+    ----------
+    n : int
+        Points of the transform.
+
     Examples
     --------
     >>> import numpy as np, scipy.fft
@@ -633,6 +665,11 @@ def _dct_steps(idx: list):
 @functools.lru_cache(maxsize=None)
 def lifting_plan(n: int) -> LiftingPlan:
     """The lifting plan of the ``n``-point DCT-II (computed once per ``n``; arrays read-only).
+
+    Parameters
+    ----------
+    n : int
+        Points of the transform.
 
     Examples
     --------

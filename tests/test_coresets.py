@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from gedenb.torch import ArraySource, ImageDataset, LeNet5, TrainConfig, train  # noqa: E402
 from gedenb.torch import coresets  # noqa: E402
+from gedenb.torch.coresets.base import _residuals  # noqa: E402
+from gedenb.torch.coresets.dq import _cosine01  # noqa: E402
 from gedenb.torch.coresets import (  # noqa: E402
     CoresetInfeasible, MemoryMonitor, SubsetSampler, dq_bins, dq_sample, glister_select, gradmatch_select,
     last_layer_gradients, omp, tdds_scores,
@@ -203,8 +205,8 @@ def _graphcut(s, ground, S, lam):
 
 def test_dq_bins_are_disjoint_cover_the_data_and_gains_never_increase(rng):
     h, y, W, b = _linear_problem(rng, n=40, C=3, d=5)
-    e = coresets._residuals(h @ W.T + b, y)
-    s = coresets._cosine01(e, h)
+    e = _residuals(h @ W.T + b, y)
+    s = _cosine01(e, h)
     assert s.shape == (40, 40) and (s >= 0).all() and np.allclose(s, s.T, atol=1e-6)
     bins, gains = dq_bins(s, 4)
     flat = np.concatenate(bins)
@@ -315,6 +317,18 @@ def test_harness_rejects_bad_coreset_settings():
         train(LeNet5(), ArraySource(x, y), ArraySource(x, y), "gradmatch", TrainConfig(select_every=0))
     with pytest.raises(ValueError, match="unknown coreset"):
         coresets.select("magic", LeNet5(), None, 0.1, config=TrainConfig())
+
+
+def test_one_module_per_method_over_the_shared_interface():
+    from gedenb.torch.coresets import base, dq, glister, gradmatch, tdds
+
+    modules = (gradmatch, glister, dq, tdds)
+    assert coresets.CORESET_METHODS == ("gradmatch", "glister", "dq", "tdds")
+    assert coresets.ADAPTIVE == ("gradmatch", "glister")
+    for name, module in zip(coresets.CORESET_METHODS, modules):
+        assert isinstance(module.METHOD, base.CoresetMethod) and module.METHOD.name == name
+        assert getattr(coresets, f"select_{name}") is getattr(module, f"select_{name}")
+    assert coresets.Selection is base.Selection and coresets.SubsetSampler.__module__ == "gedenb.torch.coresets.hooks"
 
 
 @pytest.mark.skipif(not HAS_DATA, reason="GEDENB_DATA not set (CI sets it)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,80 +69,68 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     (:class:`gedenb.torch.coresets.MemoryMonitor`); "select MB read" is the
     data the selections decoded.  A one-epoch warm-up on 256 images runs
     first so that torch's one-time allocations are charged to no method.
+
+    Parameters
+    ----------
+    dataset : {"mnist", "fashion-mnist"}
+        The training and test images (read by torchvision).
+    fraction : float
+        Share of the training images each epoch (and the coresets' size).
+    epochs : int
+        Training epochs.
+    methods : str or tuple of str
+        Training methods (comma-separated in a string): ``full``, ``random_static``, ``rs2``,
+        ``dreamlearning``, or a coreset baseline (``gradmatch``, ``glister``, ``dq``, ``tdds``).
+    seed : int, str or sequence of int
+        One seed or several (``"0,1,2"``): each method runs once per seed.
+    transform : str
+        Transform of the dreamlearning store (:data:`gedenb.transforms.TRANSFORMS`).
+    batch_size : int
+        Mini-batch size.
+    lr : float
+        SGD learning rate.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+    progress : bool
+        Progress bars.
+    device : str, optional
+        Torch device, e.g. ``"cpu"`` or ``"cuda"`` (default: cuda when available).
+    root : path, optional
+        Data folder in torchvision's raw layout (default: ``$GEDENB_DATA``).
+    full_epochs : int, optional
+        Epochs of the full-data run (default: ``epochs``).
+    select_every : int
+        gradmatch and glister reselect every this many epochs.
+    tdds_epochs : int
+        Full-data epochs whose training dynamics tdds scores.
+    dq_epochs : int
+        Epochs of dq's feature extractor on the full data.
+
+    Returns
+    -------
+    ResultTable
     """
     require("table1", "torch", "torchvision", *(("tqdm",) if progress else ()))
     plt = pyplot(figure)
-    import torch
-
-    import gedenb
-    from gedenb.images import compress_images
-    from gedenb.torch import METHODS, ArraySource, LeNet5, TrainConfig, torchvision_source, train
-    from gedenb.torch.coresets import CoresetInfeasible
+    from gedenb.torch import METHODS
 
     if isinstance(methods, str):
         methods = tuple(m.strip() for m in methods.split(",") if m.strip())
     check_choices("methods", methods, METHODS)
     seeds = _seeds(seed)
-    # torchvision's own dataset classes read the data (the baselines train on exactly these arrays)
-    tv_train, tv_test = torchvision_source(dataset, True, root), torchvision_source(dataset, False, root)
-    x, y, xt, yt = tv_train.images, tv_train.labels, tv_test.images, tv_test.labels
-    if quick:
-        x, y, xt, yt, epochs = x[:2000], y[:2000], xt[:1000], yt[:1000], min(epochs, 2)
-    mean, std = [float(x.mean() / 255)], [float((x / 255).std())]
-    plain_train, test = ArraySource(x, y), ArraySource(xt, yt)
-    rows, results, per_seed, infeasible = [], {}, [], []
-    coreset_options = {"dq": {"epochs": int(dq_epochs)}, "tdds": {"epochs": int(tdds_epochs)}}
+    setup, epochs = _table1_setup(dataset, root, quick, seeds, epochs, full_epochs, transform,
+                                  dict(fraction=float(fraction), progress=progress, device=device,
+                                       batch_size=int(batch_size), lr=float(lr), select_every=int(select_every),
+                                       coreset_options={"dq": {"epochs": int(dq_epochs)},
+                                                        "tdds": {"epochs": int(tdds_epochs)}}))
     if any(m not in ("random_static", "rs2", "dreamlearning") for m in methods):  # warm-up, see docstring
-        train(LeNet5(), ArraySource(x[:256], y[:256]), ArraySource(xt[:64], yt[:64]), "full",
-              TrainConfig(epochs=1, progress=False, device=device, batch_size=int(batch_size)), mean=mean, std=std)
-    tmp = tempfile.TemporaryDirectory(dir=out_dir)
-    try:
-        for method in methods:
-            comp_s, source, storage = 0.0, plain_train, 1.0
-            if method == "dreamlearning":
-                t0 = time.perf_counter()
-                store = compress_images(x, y, transform=transform)
-                path = f"{tmp.name}/train.gede"
-                nbytes = gedenb.save(store, path)
-                comp_s = time.perf_counter() - t0
-                source = gedenb.open(path)
-                storage = nbytes / x.nbytes
-            runs = []
-            try:
-                for s_ in seeds:
-                    ep = int(full_epochs) if method == "full" and full_epochs is not None else int(epochs)
-                    cfg = TrainConfig(epochs=ep, fraction=float(fraction), seed=s_, progress=progress,
-                                      device=device, batch_size=int(batch_size), lr=float(lr),
-                                      select_every=int(select_every), coreset_options=coreset_options)
-                    torch.manual_seed(s_)  # every method starts from the same initial weights
-                    runs.append(train(LeNet5(), source, test, method, cfg, mean=mean, std=std,
-                                      compression_seconds=comp_s))
-            except CoresetInfeasible as exc:  # reported like the paper's "NA" (DQ at 1% of CIFAR-100)
-                rows.append((method, "NA", *["-"] * 13))
-                infeasible.append(f"{method} NA ({exc}).")
-                continue
-            if method == "dreamlearning":
-                source.close()
-            r = runs[0]
-            results[method] = r
-            acc = 100 * np.array([q.test_accuracy for q in runs])
-            sec = {k: float(np.mean([q.seconds[k] for q in runs])) for k in r.seconds}
-            rows.append((method, round(float(acc[0]), 2) if len(runs) == 1 else
-                         f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}", round(sec["compression"], 2),
-                         round(sec["selection"], 3), round(sec["data"], 2), round(sec["training"], 2),
-                         round(sec["evaluation"], 2), round(100 * storage, 1),
-                         round(max(q.peak_rss_bytes for q in runs) / 2**20),
-                         r.samples_per_epoch, round(r.bytes_decoded_per_epoch / 1e6, 2),
-                         round(r.stored_bytes_read_per_epoch / 1e6, 2),
-                         round(max(q.selection_memory_bytes for q in runs) / 2**20, 1),
-                         round(max(q.training_memory_bytes for q in runs) / 2**20, 1),
-                         round(float(np.mean([q.selection_images_read for q in runs]))
-                               * r.stored_bytes_read_per_epoch / r.samples_per_epoch / 1e6, 1)))
-            if len(runs) > 1:
-                per_seed.append(f"{method}: " + ", ".join(f"{a:.2f}" for a in acc))
-    finally:
-        tmp.cleanup()
-    notes = (f"{dataset}, LeNet5, {epochs} epochs, {fraction:.0%} of {len(x):,} training images per epoch, "
+        _warm_up(setup, device, batch_size)
+    rows, results, per_seed, infeasible = _table1_rows(methods, setup, out_dir)
+    notes = (f"{dataset}, LeNet5, {epochs} epochs, {fraction:.0%} of {len(setup.x):,} training images per epoch, "
              f"batch {batch_size}, lr {lr}, seed{'s' if len(seeds) > 1 else ''} "
              f"{','.join(map(str, seeds))}, transform {transform}; peak RSS is the process's peak so far. "
              f"Paper (Table 1, 10% subset): full 99.3, random 99.2, dreaMLearning 99.1.")
@@ -153,23 +142,144 @@ def table1(dataset: str = "mnist", fraction: float = 0.01, epochs: int = 100, me
     notes += "".join(" " + t for t in infeasible)
     if per_seed:
         notes += " Accuracy per seed: " + "; ".join(per_seed) + "."
-    fig = None
-    if plt is not None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for m, r in results.items():
-            ax.plot([h["epoch"] for h in r.history], [h["train_loss"] for h in r.history], label=m)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss")
-        ax.set_yscale("log")
-        ax.legend()
-        fig.tight_layout()
     return ResultTable(
         title=f"Table 1 ({dataset}): methods at {fraction:.0%} per epoch",
         columns=("method", "test acc %", "compress s", "select s", "data s", "train s", "eval s",
                  "storage % of raw", "peak RSS MiB", "samples/epoch", "decoded MB/epoch", "stored MB read/epoch",
                  "select MiB", "train MiB", "select MB read"),
-        rows=rows, notes=notes, figure=fig,
+        rows=rows, notes=notes, figure=None if plt is None else _loss_figure(plt, results),
     )
+
+
+class _Table1Setup(NamedTuple):
+    """What every run of :func:`table1` shares: the data, normalisation and training settings."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xt: np.ndarray
+    yt: np.ndarray
+    mean: list
+    std: list
+    seeds: list
+    epochs: int
+    full_epochs: int | None
+    transform: str
+    train_kw: dict  # TrainConfig's arguments but epochs and seed
+
+
+def _table1_setup(dataset, root, quick, seeds, epochs, full_epochs, transform, train_kw) -> tuple:
+    """The training and test images (torchvision's own dataset classes read them: the baselines train on
+    exactly these arrays), cut for ``quick``; (setup, epochs)."""
+    from gedenb.torch import torchvision_source
+
+    tv_train, tv_test = torchvision_source(dataset, True, root), torchvision_source(dataset, False, root)
+    x, y, xt, yt = tv_train.images, tv_train.labels, tv_test.images, tv_test.labels
+    if quick:
+        x, y, xt, yt, epochs = x[:2000], y[:2000], xt[:1000], yt[:1000], min(epochs, 2)
+    mean, std = [float(x.mean() / 255)], [float((x / 255).std())]
+    return _Table1Setup(x, y, xt, yt, mean, std, seeds, epochs, full_epochs, transform, train_kw), epochs
+
+
+def _warm_up(setup: _Table1Setup, device, batch_size) -> None:
+    """One epoch on 256 images, so that torch's one-time allocations are charged to no method."""
+    from gedenb.torch import ArraySource, LeNet5, TrainConfig, train
+
+    x, y, xt, yt = setup.x, setup.y, setup.xt, setup.yt
+    train(LeNet5(), ArraySource(x[:256], y[:256]), ArraySource(xt[:64], yt[:64]), "full",
+          TrainConfig(epochs=1, progress=False, device=device, batch_size=int(batch_size)),
+          mean=setup.mean, std=setup.std)
+
+
+def _table1_rows(methods, setup: _Table1Setup, out_dir) -> tuple:
+    """Every method's runs, tabulated: (rows, first run per method, accuracies per seed, infeasible notes)."""
+    from gedenb.torch import ArraySource
+    from gedenb.torch.coresets import CoresetInfeasible
+
+    plain_train, test = ArraySource(setup.x, setup.y), ArraySource(setup.xt, setup.yt)
+    rows, results, per_seed, infeasible = [], {}, [], []
+    tmp = tempfile.TemporaryDirectory(dir=out_dir)
+    try:
+        for method in methods:
+            comp_s, source, storage = 0.0, plain_train, 1.0
+            if method == "dreamlearning":
+                comp_s, source, storage = _store_source(setup, tmp.name)
+            try:
+                runs = _method_runs(method, setup, source, test, comp_s)
+            except CoresetInfeasible as exc:  # reported like the paper's "NA" (DQ at 1% of CIFAR-100)
+                rows.append((method, "NA", *["-"] * 13))
+                infeasible.append(f"{method} NA ({exc}).")
+                continue
+            if method == "dreamlearning":
+                source.close()
+            results[method] = runs[0]
+            rows.append(_table1_row(method, runs, storage))
+            if len(runs) > 1:
+                acc = 100 * np.array([q.test_accuracy for q in runs])
+                per_seed.append(f"{method}: " + ", ".join(f"{a:.2f}" for a in acc))
+    finally:
+        tmp.cleanup()
+    return rows, results, per_seed, infeasible
+
+
+def _store_source(setup: _Table1Setup, folder: str) -> tuple:
+    """dreaMLearning's source: the training images compressed class by class, saved and reopened
+    memory-mapped; (compression seconds, reader, file size / raw size)."""
+    import gedenb
+    from gedenb.images import compress_images
+
+    t0 = time.perf_counter()
+    store = compress_images(setup.x, setup.y, transform=setup.transform)
+    path = f"{folder}/train.gede"
+    nbytes = gedenb.save(store, path)
+    comp_s = time.perf_counter() - t0
+    return comp_s, gedenb.open(path), nbytes / setup.x.nbytes
+
+
+def _method_runs(method: str, setup: _Table1Setup, source, test, comp_s: float) -> list:
+    """One training run of ``method`` per seed, each from the same initial weights."""
+    import torch
+
+    from gedenb.torch import LeNet5, TrainConfig, train
+
+    runs = []
+    for s_ in setup.seeds:
+        ep = int(setup.full_epochs) if method == "full" and setup.full_epochs is not None else int(setup.epochs)
+        cfg = TrainConfig(epochs=ep, seed=s_, **setup.train_kw)
+        torch.manual_seed(s_)  # every method starts from the same initial weights
+        runs.append(train(LeNet5(), source, test, method, cfg, mean=setup.mean, std=setup.std,
+                          compression_seconds=comp_s))
+    return runs
+
+
+def _table1_row(method: str, runs: list, storage: float) -> tuple:
+    """A method's row: accuracy (mean ± sd over seeds), mean times, the first run's sizes, peak memory."""
+    r = runs[0]
+    acc = 100 * np.array([q.test_accuracy for q in runs])
+    sec = {k: float(np.mean([q.seconds[k] for q in runs])) for k in r.seconds}
+    return (method, round(float(acc[0]), 2) if len(runs) == 1 else
+            f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}", round(sec["compression"], 2),
+            round(sec["selection"], 3), round(sec["data"], 2), round(sec["training"], 2),
+            round(sec["evaluation"], 2), round(100 * storage, 1),
+            round(max(q.peak_rss_bytes for q in runs) / 2**20),
+            r.samples_per_epoch, round(r.bytes_decoded_per_epoch / 1e6, 2),
+            round(r.stored_bytes_read_per_epoch / 1e6, 2),
+            round(max(q.selection_memory_bytes for q in runs) / 2**20, 1),
+            round(max(q.training_memory_bytes for q in runs) / 2**20, 1),
+            round(float(np.mean([q.selection_images_read for q in runs]))
+                  * r.stored_bytes_read_per_epoch / r.samples_per_epoch / 1e6, 1))
+
+
+def _loss_figure(plt, results: dict):
+    """Training loss per epoch of each method's first run (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for m, r in results.items():
+        ax.plot([h["epoch"] for h in r.history], [h["train_loss"] for h in r.history], label=m)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def _seeds(seed) -> list:
@@ -195,6 +305,27 @@ def image_storage(datasets=("mnist", "fashion-mnist", "cifar10-jpeg"), transform
     beside it.  ``quick`` keeps the first 2,000 images of each set.  The
     CIFAR-10 copy here is a lossy JPEG re-encoding: its figures are not
     comparable with the paper's 80%.
+
+    Parameters
+    ----------
+    datasets : str or tuple of str
+        Training sets (comma-separated in a string), from :data:`IMAGE_SETS`.
+    transforms : str or tuple of str
+        Image transforms (comma-separated in a string), from :data:`gedenb.transforms.TRANSFORMS`.
+    tau : int
+        Plateau threshold of the base search.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Accepted for the common experiment signature; this experiment draws none.
+    root : path, optional
+        Data folder in torchvision's raw layout (default: ``$GEDENB_DATA``).
+
+    Returns
+    -------
+    ResultTable
     """
     import tempfile
 

@@ -58,7 +58,17 @@ PAPER = {"credit": [(0.33, 0.91, 0.25), (0.55, 1.0, 0.30)], "ijcnn1": [(0.01, 0.
 
 
 def load_logistic(name: str, seed: int = 0, root=None):
-    """``(train, test)`` tables with the 0/1 label as the last column."""
+    """``(train, test)`` tables with the 0/1 label as the last column.
+
+    Parameters
+    ----------
+    name : {"credit", "ijcnn1"}
+        Default of Credit Card Clients (split 80/20 by ``seed``) or IJCNN1 (its own train and test files).
+    seed : int
+        The split's seed (Credit Default only).
+    root : path, optional
+        Data folder (default: ``$GEDENB_DATA``).
+    """
     if name == "credit":
         return split(credit_default(root).data, seed)
     if name == "ijcnn1":
@@ -84,6 +94,13 @@ def cluster_shares(train: np.ndarray, c) -> tuple[np.ndarray, np.ndarray, np.nda
     Algorithm 1); each stored condensed sample is matched to its cluster by
     the same bits (a centroid of a prefix-aligned cluster keeps the prefix),
     and the match is verified against the stored weights.
+
+    Parameters
+    ----------
+    train : (n, d) float64
+        The training table that ``c`` compressed, label last.
+    c : Compressed
+        Its compression with stored condensed samples.
 
     Returns
     -------
@@ -116,7 +133,17 @@ def cluster_shares(train: np.ndarray, c) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def log_loss(model, X, y) -> float:
-    """Mean test cross-entropy of a logistic model (probabilities clipped to [1e-15, 1 - 1e-15])."""
+    """Mean test cross-entropy of a logistic model (probabilities clipped to [1e-15, 1 - 1e-15]).
+
+    Parameters
+    ----------
+    model : LogisticModel
+        A fitted model (:func:`gedenb.solvers.logistic_regression`).
+    X : (n, d) array
+        Test features.
+    y : (n,) array of 0/1
+        Test labels.
+    """
     z = model.decision_function(X)
     y = np.asarray(y, dtype=np.float64)
     # log(1 + e^z) - y z, stably; clipping the probability caps each term at -log(1e-15)
@@ -179,6 +206,29 @@ def fig11(*, seeds=SEEDS, credit_betas=CREDIT_BETAS, ijcnn1_betas=IJCNN1_BETAS, 
     paper's normalisation); storage is Eq. 1 and ``.gede`` bytes relative
     to the raw training table (8-byte values).  ``quick``: one seed, two
     betas, at most 300 GD steps, 5,000 random IJCNN1 training rows.
+
+    Parameters
+    ----------
+    seeds : tuple of int
+        80/20 split seeds of Credit Default (IJCNN1 has its own split).
+    credit_betas : tuple of int
+        Clustering bits on Credit Default.
+    ijcnn1_betas : tuple of int
+        Clustering bits on IJCNN1.
+    solver_kw : dict, optional
+        Keyword arguments of :func:`gedenb.solvers.logistic_regression`, over the defaults.
+    root : path, optional
+        Data folder (default: ``$GEDENB_DATA``).
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     kw = dict(SOLVER_KW if not quick else QUICK_SOLVER_KW)

@@ -107,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser, fn: Callable) -> None:
 
     An option the command line leaves out is absent from the parsed
     namespace (``argparse.SUPPRESS``): the function's default applies.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The experiment's sub-command parser.
+    fn : callable
+        A function marked by :func:`experiment`.
     """
     for name, (opt, default) in fn.cli.options.items():
         metavar = _METAVARS.get(opt.type, "VALUE")
@@ -116,6 +123,15 @@ def add_arguments(parser: argparse.ArgumentParser, fn: Callable) -> None:
 
 def check_choices(what: str, values, allowed) -> None:
     """Raise ValueError for the first of ``values`` that is not in ``allowed``: before any work starts.
+
+    Parameters
+    ----------
+    what : str
+        The option's name, for the message.
+    values : iterable
+        The values given.
+    allowed : container
+        The values allowed (shown in the message in their order).
 
     Examples
     --------

@@ -112,7 +112,17 @@ SPLIT_SEEDS = Option("80/20 split seeds, comma-separated; the table gives means 
 # --------------------------------------------------------------------------
 def split(data: np.ndarray, seed: int, train_share: float = 0.8):
     """``(train, test)``: rows permuted by ``default_rng(seed)``, the first
-    ``round(train_share * n)`` for training."""
+    ``round(train_share * n)`` for training.
+
+    Parameters
+    ----------
+    data : (n, d) array
+        The table.
+    seed : int
+        Seed of the permutation.
+    train_share : float
+        Share of the rows for training.
+    """
     perm = np.random.default_rng(seed).permutation(len(data))
     n_train = int(round(train_share * len(data)))
     return np.ascontiguousarray(data[perm[:n_train]]), np.ascontiguousarray(data[perm[n_train:]])
@@ -122,7 +132,17 @@ def low_entropy_positions(entropy: np.ndarray, widths: np.ndarray, beta: int) ->
     """The ``beta`` lowest-entropy non-constant bit positions (ties: lower
     position first): the low-entropy counterpart of
     :func:`gedenb.entrogede.cluster_positions` for Fig. 9/10.  ``widths`` is
-    accepted for the same signature."""
+    accepted for the same signature.
+
+    Parameters
+    ----------
+    entropy : (l_t,) float64
+        Entropy of every bit position of the table's codes.
+    widths : (d,) int
+        Column code widths (unused).
+    beta : int
+        Positions to choose.
+    """
     entropy = np.asarray(entropy, dtype=np.float64)
     live = np.flatnonzero(entropy > 0)
     if not 1 <= beta <= live.size:
@@ -137,6 +157,17 @@ def compress_variant(train: np.ndarray, beta: int, clustering: str = "features",
     ``"features"``: Algorithm 1 on the feature columns (all but the last);
     ``"all"``: Algorithm 1 on every column, target included;
     ``"low"``: the ``beta`` lowest-entropy non-constant feature bits.
+
+    Parameters
+    ----------
+    train : (n, d) float64
+        The training table, target last.
+    beta : int
+        Clustering bits.
+    clustering : {"features", "all", "low"}
+        The variant (above).
+    tau : int
+        Plateau threshold of the base search.
     """
     d = train.shape[1]
     if clustering == "features":
@@ -150,7 +181,15 @@ def compress_variant(train: np.ndarray, beta: int, clustering: str = "features",
 
 
 def storage_percent(c, folder) -> tuple[float, float]:
-    """``(Eq. 1, bytes on disk)`` of ``c`` as percentages of its raw table."""
+    """``(Eq. 1, bytes on disk)`` of ``c`` as percentages of its raw table.
+
+    Parameters
+    ----------
+    c : Compressed
+        The compressed table.
+    folder : path
+        Where the file is written to be measured.
+    """
     path = Path(folder) / f"storage-{os.getpid()}.gede"
     try:
         nbytes = save(c, path)
@@ -168,6 +207,11 @@ def gede_base_percent(c) -> float:
     base ID and its remaining ``l_t - l_b`` bits; no condensed rows.  This
     is the accuracy/compression trade-off of earlier GeDe methods that the
     paper's Fig. 10 illustrates.
+
+    Parameters
+    ----------
+    c : Compressed
+        A table compressed with ``beta`` clustering bits.
     """
     n_b = len(c.weights)
     v = int(np.count_nonzero(c.entropy == 0))
@@ -184,6 +228,21 @@ def gd_path(X, y, w=None, *, lr: float, steps: int, X_eval=None, y_eval=None):
     ``eval_losses[t]`` the loss ``1/(2N) sum (x.coef + b - y)^2`` of the same
     parameters on ``(X_eval, y_eval)`` (default: ``X, y`` unweighted).  Used
     by Fig. 3 to put GD on condensed samples on the full data's loss scale.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Features.
+    y : (n,) array
+        Targets.
+    w : (n,) array, optional
+        Row weights (default: all ones).
+    lr : float
+        Learning rate.
+    steps : int
+        GD steps.
+    X_eval, y_eval : arrays, optional
+        The data of ``eval_losses`` (default: ``X, y``).
     """
     X, y, w = _check_xyw(X, y, w)
     X_eval = X if X_eval is None else np.asarray(X_eval, dtype=np.float64)
@@ -257,6 +316,27 @@ def fig3(*, seed: int = 0, beta: int = ACCEPT_BETA, lr: float = 0.01, steps: int
     loss ``J(theta) = 1/(2n) sum (x.theta + b - y)^2`` on the full training
     split, so the curves share one scale; ``J*`` is its minimum (closed
     form).  ``quick`` runs 1,000 steps.
+
+    Parameters
+    ----------
+    seed : int
+        80/20 split seed (and SGD's).
+    beta : int
+        Clustering bits (feature columns only).
+    lr : float
+        Learning rate of all three runs.
+    steps : int
+        Steps of each run.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     if quick:
@@ -390,6 +470,29 @@ def fig5a(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, clusterings=("features", "all"
     (Eq. 10/11), the minimiser that GD at lr 0.001 converges to (Fig. 5b
     checks this); pass ``solver="gd"`` for GD.  Storage: Eq. 1 and bytes on
     disk as % of the raw float64 training table.
+
+    Parameters
+    ----------
+    betas : tuple of int
+        Clustering bits of the sweep.
+    seeds : tuple of int
+        80/20 split seeds; the table gives means over them.
+    clusterings : tuple of str
+        Clustering variants, from :data:`CLUSTERINGS` (:func:`compress_variant`).
+    solver : str
+        Linear-regression solver, from :data:`gedenb.solvers.SOLVERS`.
+    solver_kw : dict, optional
+        Keyword arguments of the solver.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     if quick:
@@ -455,6 +558,29 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
     bar (m/n <= 1%, MSE within 5% of full with the same solver, Eq. 1 and
     disk <= 45% of raw) is checked per row on the seed means.
     ``quick``: one seed, two betas, lr 0.1 only.
+
+    Parameters
+    ----------
+    betas : tuple of int
+        Clustering bits of the sweep.
+    seeds : tuple of int
+        80/20 split seeds; the table gives means over them.
+    lrs : tuple of float
+        GD learning rates.
+    tol : float
+        GD stops at this relative loss change.
+    max_iter : int
+        GD step limit.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     if quick:
@@ -462,50 +588,11 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
     _warm_up()
     data = california_housing().data
     keys = [(lr, b) for lr in lrs for b in (None, *betas)]
-    acc = {k: {f: [] for f in ("m", "frac", "iter", "conv", "t", "tc", "mse", "rel", "cf", "cfrel", "eq1", "disk")}
-           for k in keys}
+    acc = {k: {f: [] for f in _FIG5B_FIELDS} for k in keys}
     with _tempdir(out_dir) as tmp:
         for seed in seeds:
-            train, test = split(data, seed)
-            X, y, Xte, yte = train[:, :-1], train[:, -1], test[:, :-1], test[:, -1]
-            cf_full = mse(closed_form(X, y).model, Xte, yte)
-            comp = {}
-            for b in betas:
-                t0 = time.perf_counter()
-                c = compress_variant(train, b, "features")
-                tc = time.perf_counter() - t0
-                comp[b] = (c, *condensed(c), tc, *storage_percent(c, tmp))
-            for lr in lrs:
-                r, dt = _fit("gd", X, y, None, lr=lr, tol=tol, max_iter=max_iter)
-                e_full = mse(r.model, Xte, yte)
-                a = acc[(lr, None)]
-                for f, v in (("m", len(y)), ("frac", 100.0), ("iter", r.n_iter), ("conv", r.converged), ("t", dt),
-                             ("tc", 0.0), ("mse", e_full), ("rel", 0.0), ("cf", cf_full), ("cfrel", 0.0),
-                             ("eq1", 100.0), ("disk", 100.0)):
-                    a[f].append(v)
-                for b in betas:
-                    c, S, w, tc, eq, disk = comp[b]
-                    r, dt = _fit("gd", S[:, :-1], S[:, -1], w, lr=lr, tol=tol, max_iter=max_iter)
-                    e = mse(r.model, Xte, yte)
-                    cf = mse(closed_form(S[:, :-1], S[:, -1], w).model, Xte, yte)
-                    a = acc[(lr, b)]
-                    for f, v in (("m", len(w)), ("frac", 100.0 * len(w) / len(y)), ("iter", r.n_iter),
-                                 ("conv", r.converged), ("t", dt), ("tc", tc), ("mse", e),
-                                 ("rel", 100.0 * (e / e_full - 1)), ("cf", cf), ("cfrel", 100.0 * (cf / cf_full - 1)),
-                                 ("eq1", eq), ("disk", disk)):
-                        a[f].append(v)
-    rows = []
-    for lr, b in keys:
-        a = acc[(lr, b)]
-        mean = {f: float(np.mean(a[f])) for f in a}
-        ok = (b is not None and mean["frac"] <= 1.0 and abs(mean["rel"]) <= 5.0 and abs(mean["cfrel"]) <= 5.0
-              and mean["eq1"] <= 45.0 and mean["disk"] <= 45.0)
-        rows.append((lr, "full" if b is None else b, round(mean["m"], 1), round(mean["frac"], 3),
-                     round(mean["iter"]), f"{int(np.sum(a['conv']))}/{len(a['conv'])}",
-                     round(mean["t"], 4), round(mean["tc"], 3), round(mean["mse"], 4),
-                     round(_mean_std(a["rel"])[0], 2), round(_mean_std(a["rel"])[1], 2),
-                     round(float(np.max(a["rel"])), 2), round(mean["cfrel"], 2), round(mean["eq1"], 2),
-                     round(mean["disk"], 2), "-" if b is None else ("yes" if ok else "no")))
+            _fig5b_seed(acc, data, seed, betas, lrs, tol, max_iter, tmp)
+    rows = [_fig5b_row(lr, b, acc[(lr, b)]) for lr, b in keys]
     p = PAPER_FIG5B
     rows.append(("paper", "?", p["m"], p["fraction %"], "?", "?", "?", "?", "?", p["MSE vs full %"], "?", "?", "?",
                  p["storage %"], "?", "-"))
@@ -517,29 +604,81 @@ def fig5b(*, betas=TIME_BETAS, seeds=SEEDS, lrs=(0.001, 0.1), tol: float = 1e-10
              f"vs full| <= 5% (GD and closed form), Eq. 1 and disk <= 45% of raw. Paper (Sec. 5, App. C.1): 92 "
              f"condensed samples (0.6% of the rows), MSE 4% above full, 44% storage, Apple M3 Pro; times are a "
              f"figure only.")
-    fig = None
-    if plt is not None:
-        fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4), squeeze=False)
-        for ax, lr in zip(axes[0], lrs):
-            for b in (None, *betas):
-                a = acc[(lr, b)]
-                ax.scatter(np.mean(a["t"]), np.mean(a["mse"]), marker="*" if b is None else "o", s=80)
-                ax.annotate("full" if b is None else f"beta {b}\n({np.mean(a['frac']):.2f}%)",
-                            (np.mean(a["t"]), np.mean(a["mse"])), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
-            ax.set_xscale("log")
-            ax.set_xlabel("training time, s (GD until convergence)")
-            ax.set_ylabel("test MSE")
-            ax.set_title(f"lr {lr}")
-            ax.grid(True, which="both", alpha=0.3)
-        fig.suptitle("Fig. 5b: training time vs test MSE (California Housing)")
-        fig.tight_layout()
     return ResultTable(
         title="Fig. 5b: GD training time vs test MSE, full data vs condensed samples (California Housing)",
         columns=("lr", "beta", "m", "m/n %", "GD steps", "converged", "train s", "compress s", "test MSE",
                  "MSE vs full %", "vs full std", "worst seed %", "closed form vs full %", "Eq. 1 % raw", "disk % raw",
                  "bar"),
-        rows=rows, notes=notes, figure=fig)
+        rows=rows, notes=notes, figure=None if plt is None else _fig5b_figure(plt, acc, betas, lrs))
+
+
+#: What :func:`fig5b` records per (lr, beta) and seed.
+_FIG5B_FIELDS = ("m", "frac", "iter", "conv", "t", "tc", "mse", "rel", "cf", "cfrel", "eq1", "disk")
+
+
+def _fig5b_seed(acc: dict, data: np.ndarray, seed: int, betas, lrs, tol: float, max_iter: int, tmp) -> None:
+    """One split of :func:`fig5b`: compress per beta, then GD per lr on the full split and on each
+    condensed set; appended to ``acc[(lr, beta)]`` (beta None: the full split)."""
+    train, test = split(data, seed)
+    X, y, Xte, yte = train[:, :-1], train[:, -1], test[:, :-1], test[:, -1]
+    cf_full = mse(closed_form(X, y).model, Xte, yte)
+    comp = {}
+    for b in betas:
+        t0 = time.perf_counter()
+        c = compress_variant(train, b, "features")
+        tc = time.perf_counter() - t0
+        comp[b] = (c, *condensed(c), tc, *storage_percent(c, tmp))
+    for lr in lrs:
+        r, dt = _fit("gd", X, y, None, lr=lr, tol=tol, max_iter=max_iter)
+        e_full = mse(r.model, Xte, yte)
+        _record(acc[(lr, None)], (len(y), 100.0, r.n_iter, r.converged, dt, 0.0, e_full, 0.0, cf_full, 0.0,
+                                  100.0, 100.0))
+        for b in betas:
+            c, S, w, tc, eq, disk = comp[b]
+            r, dt = _fit("gd", S[:, :-1], S[:, -1], w, lr=lr, tol=tol, max_iter=max_iter)
+            e = mse(r.model, Xte, yte)
+            cf = mse(closed_form(S[:, :-1], S[:, -1], w).model, Xte, yte)
+            _record(acc[(lr, b)], (len(w), 100.0 * len(w) / len(y), r.n_iter, r.converged, dt, tc, e,
+                                   100.0 * (e / e_full - 1), cf, 100.0 * (cf / cf_full - 1), eq, disk))
+
+
+def _record(a: dict, values: tuple) -> None:
+    """Append one seed's ``values`` (in :data:`_FIG5B_FIELDS` order) to the lists of ``a``."""
+    for f, v in zip(_FIG5B_FIELDS, values):
+        a[f].append(v)
+
+
+def _fig5b_row(lr, b, a: dict) -> tuple:
+    """The table row of one (lr, beta): seed means, and whether they meet the acceptance bar."""
+    mean = {f: float(np.mean(a[f])) for f in a}
+    ok = (b is not None and mean["frac"] <= 1.0 and abs(mean["rel"]) <= 5.0 and abs(mean["cfrel"]) <= 5.0
+          and mean["eq1"] <= 45.0 and mean["disk"] <= 45.0)
+    return (lr, "full" if b is None else b, round(mean["m"], 1), round(mean["frac"], 3),
+            round(mean["iter"]), f"{int(np.sum(a['conv']))}/{len(a['conv'])}",
+            round(mean["t"], 4), round(mean["tc"], 3), round(mean["mse"], 4),
+            round(_mean_std(a["rel"])[0], 2), round(_mean_std(a["rel"])[1], 2),
+            round(float(np.max(a["rel"])), 2), round(mean["cfrel"], 2), round(mean["eq1"], 2),
+            round(mean["disk"], 2), "-" if b is None else ("yes" if ok else "no"))
+
+
+def _fig5b_figure(plt, acc: dict, betas, lrs):
+    """Test MSE against training time, one panel per learning rate."""
+    fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4), squeeze=False)
+    for ax, lr in zip(axes[0], lrs):
+        for b in (None, *betas):
+            a = acc[(lr, b)]
+            ax.scatter(np.mean(a["t"]), np.mean(a["mse"]), marker="*" if b is None else "o", s=80)
+            ax.annotate("full" if b is None else f"beta {b}\n({np.mean(a['frac']):.2f}%)",
+                        (np.mean(a["t"]), np.mean(a["mse"])), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, s (GD until convergence)")
+        ax.set_ylabel("test MSE")
+        ax.set_title(f"lr {lr}")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Fig. 5b: training time vs test MSE (California Housing)")
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------
@@ -572,6 +711,23 @@ def fig9(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fal
     High: Algorithm 1's MSB levels by decreasing entropy; low: the ``beta``
     lowest-entropy non-constant feature bit positions.  Closed-form weighted
     least squares on the condensed samples; mean and std over the seeds.
+
+    Parameters
+    ----------
+    betas : tuple of int
+        Clustering bits of the sweep.
+    seeds : tuple of int
+        80/20 split seeds; the table gives means over them.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     if quick:
@@ -610,6 +766,23 @@ def fig10(*, betas=CALIFORNIA_BETAS, seeds=SEEDS, out_dir=None, quick: bool = Fa
     ``.gede`` bytes), and classical GeDe with the same ``beta`` bits as the
     base bits (``n_b = m``, see :func:`gede_base_percent`) -- the trade-off
     the paper's Fig. 10 is about.
+
+    Parameters
+    ----------
+    betas : tuple of int
+        Clustering bits of the sweep.
+    seeds : tuple of int
+        80/20 split seeds; the table gives means over them.
+    out_dir : path, optional
+        Folder for the run's temporary files (default: the system's temporary folder).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Draw the figure (the table's ``figure``); without matplotlib the table comes without one.
+
+    Returns
+    -------
+    ResultTable
     """
     plt = pyplot(figure)
     if quick:

@@ -29,6 +29,25 @@ def mnist_storage(dataset: str = "mnist", tau: int = 10, root=None, out_dir=None
     a percentage of the raw ``uint8`` images.  ``quick`` uses the first
     6,000 images only (a smoke run); ``figure`` is accepted for the common
     experiment signature (this experiment draws none).
+
+    Parameters
+    ----------
+    dataset : {"mnist", "fashion-mnist"}
+        Training images to compress.
+    tau : int
+        Plateau threshold of the base search.
+    root : path, optional
+        Data folder in torchvision's raw layout (default: ``$GEDENB_DATA``).
+    out_dir : path, optional
+        Folder the ``.gede`` files are written to (None: sizes on disk are not measured).
+    quick : bool
+        A short smoke run (what it cuts is said above).
+    figure : bool
+        Accepted for the common experiment signature; this experiment draws none.
+
+    Returns
+    -------
+    ResultTable
     """
     check_choices("dataset", (dataset,), LOADERS)
     loader = LOADERS[dataset]

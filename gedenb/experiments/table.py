@@ -21,6 +21,11 @@ def pyplot(figure: bool):
     An experiment calls it before its work starts; without matplotlib it
     warns (:class:`gedenb._optional.OptionalDependencyWarning`) and the
     experiment returns its table without a figure.
+
+    Parameters
+    ----------
+    figure : bool
+        Whether the caller draws a figure.
     """
     if not figure:
         return None

@@ -48,6 +48,18 @@ class ArraySource:
         return float(np.prod(self.image_shape))
 
     def read_images(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels at ``indices``.
+
+        Parameters
+        ----------
+        indices : 1-D int array
+            Positions in the source.
+
+        Returns
+        -------
+        images : (k, H, W, C) uint8
+        labels : (k,) int
+        """
         idx = np.asarray(indices, dtype=np.int64)
         return self.images[idx], self.labels[idx]
 
@@ -110,7 +122,17 @@ def torchvision_source(name: str, train: bool = True, root=None, cache_dir=None)
 
 
 def normalization(source) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (in [0, 1] units) of up to 10,000 images of a source."""
+    """Per-channel mean and std (in [0, 1] units) of up to 10,000 images of a source.
+
+    Parameters
+    ----------
+    source : image source
+        Anything with ``read_images`` and ``__len__`` (:class:`ImageDataset`'s ``source``).
+
+    Returns
+    -------
+    mean, std : (C,) float64
+    """
     n = len(source)
     idx = np.linspace(0, n - 1, num=min(n, 10_000)).astype(np.int64)
     imgs, _ = source.read_images(idx)
@@ -119,7 +141,20 @@ def normalization(source) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cifar_augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random crop 32 with padding 4 and horizontal flip, per image of an (N, C, H, W) batch."""
+    """Random crop 32 with padding 4 and horizontal flip, per image of an (N, C, H, W) batch.
+
+    Parameters
+    ----------
+    batch : (N, C, H, W) torch.Tensor
+        The decoded, normalised batch.
+    generator : torch.Generator, optional
+        For the crops and flips (default: torch's global generator).
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented batch, same shape.
+    """
     n, c, h, w = batch.shape
     padded = torch.nn.functional.pad(batch, (4, 4, 4, 4))
     dy = torch.randint(0, 9, (n,), generator=generator)
@@ -134,7 +169,13 @@ def cifar_augment(batch: torch.Tensor, generator: torch.Generator | None = None)
 
 
 def batch_collate(batch):
-    """Collate for :class:`ImageDataset`: batches arrive already stacked."""
+    """Collate for :class:`ImageDataset`: batches arrive already stacked.
+
+    Parameters
+    ----------
+    batch : tuple
+        The ``(images, labels)`` tensors ``ImageDataset.__getitems__`` returned.
+    """
     return batch
 
 

@@ -21,6 +21,17 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores of a batch.
+
+        Parameters
+        ----------
+        x : (N, C, 28, 28) torch.Tensor
+            Normalised images.
+
+        Returns
+        -------
+        (N, num_classes) torch.Tensor
+        """
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = torch.flatten(x, 1)
@@ -70,5 +81,13 @@ class _ResNet(nn.Module):
 
 
 def resnet18_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """ResNet-18 as used for CIFAR (3x3 stem, stride 1, no max-pool)."""
+    """ResNet-18 as used for CIFAR (3x3 stem, stride 1, no max-pool).
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of the final linear layer.
+    in_channels : int
+        Channels of the input images.
+    """
     return _ResNet((2, 2, 2, 2), num_classes, in_channels)

@@ -62,10 +62,23 @@ class EpochSubsetSampler(Sampler):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the subset of epoch ``epoch`` next (as ``DistributedSampler.set_epoch``).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start.
+        """
         self.epoch = int(epoch)
 
     def subset(self, epoch: int | None = None) -> np.ndarray:
-        """All ranks' indices of an epoch, in the order they are served."""
+        """All ranks' indices of an epoch, in the order they are served.
+
+        Parameters
+        ----------
+        epoch : int, optional
+            The epoch (default: the one :meth:`set_epoch` set).
+        """
         e = 0 if self.static else (self.epoch if epoch is None else int(epoch))
         rng = np.random.default_rng([self.seed, e])
         if self.class_balanced:

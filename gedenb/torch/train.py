@@ -82,7 +82,24 @@ def _device(name):
 
 @torch.no_grad()
 def evaluate(model, dataset: ImageDataset, device, batch_size: int = 1000) -> float:
-    """Top-1 accuracy of ``model`` on every sample of ``dataset``."""
+    """Top-1 accuracy of ``model`` on every sample of ``dataset``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier; put in eval mode.
+    dataset : ImageDataset
+        The samples, read in order ``batch_size`` at a time.
+    device : torch.device or str
+        Where ``model`` is.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    float
+        The share of samples whose arg-max prediction is their label.
+    """
     model.eval()
     correct = 0
     n = len(dataset)
@@ -122,11 +139,62 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
     -------
     TrainResult
     """
+    cfg = _checked_config(method, config)
+    run = _plan(model, train_source, test_source, method, cfg, mean, std, augment, compression_seconds)
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc=f"{method} ({run.fraction:.0%}/epoch)", leave=False)
+    run.select_ds = ImageDataset(train_source, mean, std) if run.coreset else None  # no augmentation
+    history = []
+    for epoch in range(cfg.epochs):
+        record = _epoch(run, epoch)
+        history.append(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+    if bar is not None:
+        bar.close()
+    return _result(run, train_source, history)
+
+
+def _checked_config(method: str, config: TrainConfig | None) -> TrainConfig:
+    """``config`` (default :class:`TrainConfig`) once ``method`` and its sizes are checked."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     cfg = config or TrainConfig()
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.select_every < 1:
         raise ValueError("epochs, batch_size and select_every must be >= 1")
+    return cfg
+
+
+@dataclass
+class _Run:
+    """The state of one :func:`train` run: what :func:`_plan` sets up and each epoch updates."""
+
+    method: str
+    cfg: TrainConfig
+    device: torch.device
+    model: torch.nn.Module
+    test_ds: ImageDataset
+    coreset: bool
+    monitor: coresets.MemoryMonitor
+    fraction: float
+    sampler: object
+    loader: DataLoader
+    opt: torch.optim.Optimizer
+    sched: object
+    lossf: torch.nn.Module
+    seconds: dict
+    select_ds: ImageDataset | None = None
+    selections: int = 0
+    selection_images: int = 0
+
+
+def _plan(model, train_source, test_source, method: str, cfg: TrainConfig, mean, std, augment,
+          compression_seconds: float) -> _Run:
+    """Seed, device, datasets, sampler, loader and optimiser of a run (the memory monitor started)."""
     torch.manual_seed(cfg.seed)
     device = _device(cfg.device)
     model = model.to(device)
@@ -151,86 +219,96 @@ def train(model: torch.nn.Module, train_source, test_source, method: str = "drea
     lossf = torch.nn.CrossEntropyLoss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.epochs, desc=f"{method} ({fraction:.0%}/epoch)", leave=False)
     seconds = {"compression": float(compression_seconds), "selection": selection, "data": 0.0,
                "training": 0.0, "evaluation": 0.0}
-    history = []
-    selections, selection_images = 0, 0
-    select_ds = ImageDataset(train_source, mean, std) if coreset else None  # no augmentation
-    for epoch in range(cfg.epochs):
-        t = time.perf_counter()
-        sampler.set_epoch(epoch)
-        seconds["selection"] += time.perf_counter() - t
-        if coreset and (epoch == 0 or (method in coresets.ADAPTIVE and epoch % cfg.select_every == 0)):
-            with monitor.phase("selection"):
-                t = time.perf_counter()
-                sel = coresets.select(method, model, select_ds, cfg.fraction, config=cfg, epoch=epoch,
-                                      lr=opt.param_groups[0]["lr"], options=cfg.coreset_options.get(method))
-                sampler.set_subset(sel.indices, sel.weights)
-                seconds["selection"] += time.perf_counter() - t
-            selections += 1
-            selection_images += int(sel.images_read)
-        weights = sampler.weights_in_order() if coreset else None
-        served = 0
-        monitor.switch("training")
-        model.train()
-        total, count = 0.0, 0
-        it = iter(loader)
-        while True:
-            t = time.perf_counter()
-            try:
-                x, y = next(it)
-            except StopIteration:
-                break
-            seconds["data"] += time.perf_counter() - t
-            t = time.perf_counter()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            if weights is None:
-                loss = lossf(model(x), y)
-            else:  # GRAD-MATCH: the batch's loss weighted by the OMP weights (normalised, as CORDS)
-                w = torch.as_tensor(weights[served:served + len(y)], dtype=torch.float32, device=device)
-                per_sample = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
-                loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
-            served += len(y)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
-            seconds["training"] += time.perf_counter() - t
-        monitor.switch(None)
-        sched.step()
-        record = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
-            t = time.perf_counter()
-            record["test_accuracy"] = evaluate(model, test_ds, device)
-            seconds["evaluation"] += time.perf_counter() - t
-        history.append(record)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
-    if bar is not None:
-        bar.close()
+    return _Run(method, cfg, device, model, test_ds, coreset, monitor, fraction, sampler, loader, opt, sched,
+                lossf, seconds)
+
+
+def _epoch(run: _Run, epoch: int) -> dict:
+    """One epoch: the coreset (re)selection when due, the training batches, the evaluation when due."""
+    cfg, seconds = run.cfg, run.seconds
     t = time.perf_counter()
-    acc = evaluate(model, test_ds, device)
-    seconds["evaluation"] += time.perf_counter() - t
+    run.sampler.set_epoch(epoch)
+    seconds["selection"] += time.perf_counter() - t
+    if run.coreset and (epoch == 0 or (run.method in coresets.ADAPTIVE and epoch % cfg.select_every == 0)):
+        _select(run, epoch)
+    weights = run.sampler.weights_in_order() if run.coreset else None
+    run.monitor.switch("training")
+    run.model.train()
+    total, count = _train_batches(run, weights)
+    run.monitor.switch(None)
+    run.sched.step()
+    record = {"epoch": epoch, "train_loss": total / max(count, 1)}
+    if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
+        t = time.perf_counter()
+        record["test_accuracy"] = evaluate(run.model, run.test_ds, run.device)
+        seconds["evaluation"] += time.perf_counter() - t
+    return record
+
+
+def _select(run: _Run, epoch: int) -> None:
+    """Select the coreset with the current model and hand it to the sampler (time and memory measured)."""
+    with run.monitor.phase("selection"):
+        t = time.perf_counter()
+        sel = coresets.select(run.method, run.model, run.select_ds, run.cfg.fraction, config=run.cfg, epoch=epoch,
+                              lr=run.opt.param_groups[0]["lr"], options=run.cfg.coreset_options.get(run.method))
+        run.sampler.set_subset(sel.indices, sel.weights)
+        run.seconds["selection"] += time.perf_counter() - t
+    run.selections += 1
+    run.selection_images += int(sel.images_read)
+
+
+def _train_batches(run: _Run, weights) -> tuple:
+    """One pass over the loader's batches; (summed loss, samples).  ``weights``: per-sample loss weights
+    in the sampler's order (GRAD-MATCH), or None."""
+    seconds, device, model, opt = run.seconds, run.device, run.model, run.opt
+    served, total, count = 0, 0.0, 0
+    it = iter(run.loader)
+    while True:
+        t = time.perf_counter()
+        try:
+            x, y = next(it)
+        except StopIteration:
+            break
+        seconds["data"] += time.perf_counter() - t
+        t = time.perf_counter()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        opt.zero_grad(set_to_none=True)
+        if weights is None:
+            loss = run.lossf(model(x), y)
+        else:  # GRAD-MATCH: the batch's loss weighted by the OMP weights (normalised, as CORDS)
+            w = torch.as_tensor(weights[served:served + len(y)], dtype=torch.float32, device=device)
+            per_sample = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+            loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+        served += len(y)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+        seconds["training"] += time.perf_counter() - t
+    return total, count
+
+
+def _result(run: _Run, train_source, history: list) -> TrainResult:
+    """The final evaluation and the run's measurements."""
+    device, monitor = run.device, run.monitor
+    t = time.perf_counter()
+    acc = evaluate(run.model, run.test_ds, device)
+    run.seconds["evaluation"] += time.perf_counter() - t
 
     monitor.stop()
 
-    per_epoch = len(sampler)
+    per_epoch = len(run.sampler)
     image_bytes = float(np.prod(train_source.image_shape))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gpu = max([torch.cuda.max_memory_allocated(device), *monitor.gpu_peaks.values()]) if device.type == "cuda" else 0
     return TrainResult(
-        method=method, test_accuracy=acc, epochs=cfg.epochs, samples_per_epoch=per_epoch, seconds=seconds,
-        peak_rss_bytes=int(rss), peak_gpu_bytes=int(gpu), bytes_decoded_per_epoch=per_epoch * image_bytes,
+        method=run.method, test_accuracy=acc, epochs=run.cfg.epochs, samples_per_epoch=per_epoch,
+        seconds=run.seconds, peak_rss_bytes=int(rss), peak_gpu_bytes=int(gpu),
+        bytes_decoded_per_epoch=per_epoch * image_bytes,
         stored_bytes_read_per_epoch=per_epoch * float(train_source.stored_bytes_per_image),
-        history=history, config=asdict(cfg), selection_memory_bytes=monitor.growth("selection"),
-        training_memory_bytes=monitor.growth("training"), selections=selections,
-        selection_images_read=selection_images,
+        history=history, config=asdict(run.cfg), selection_memory_bytes=monitor.growth("selection"),
+        training_memory_bytes=monitor.growth("training"), selections=run.selections,
+        selection_images_read=run.selection_images,
     )
