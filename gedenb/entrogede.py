@@ -36,8 +36,9 @@ from .encode import (
     encode_values,
     fit_codecs,
 )
+from .greedy import greedy_base_selection
 from .layout import Layout, ceil_log2, decode_rows, gather_records, make_layout
-from .sizes import SizeBreakdown, _eq1, fields_bytes, params_bits
+from .sizes import SizeBreakdown, fields_bytes, params_bits
 
 __all__ = [
     "MAX_ROWS",
@@ -288,82 +289,6 @@ def _centroids(X: np.ndarray, labels: np.ndarray, m: int):
     _add_centroid_sums(X, labels, sums, counts)
     with np.errstate(invalid="ignore"):
         return sums / counts[:, None], counts
-
-
-# --------------------------------------------------------------------------
-# compression phase (Algorithm 1, lines 10-27)
-# --------------------------------------------------------------------------
-@njit
-def _greedy(T, order, n, m, v, l_t, tau, s_params):
-    N = n + m
-    labels = np.zeros(N, dtype=np.int64)
-    best_labels = np.zeros(N, dtype=np.int64)
-    table = np.full(2 * N + 2, -1, dtype=np.int64)
-    n_b = 1
-    l_b = v
-    l_d = l_t - v
-    best = _eq1(1, l_b, l_d, n, m, s_params)
-    best_k = 0
-    best_nb = 1
-    sizes = np.empty(order.shape[0] + 1, dtype=np.int64)
-    sizes[0] = best
-    c = 0
-    steps = 0
-    for k in range(order.shape[0]):
-        n_b = _bits._refine(T[order[k]], labels, n_b, table)
-        l_b += 1
-        l_d -= 1
-        s = _eq1(n_b, l_b, l_d, n, m, s_params)
-        steps = k + 1
-        sizes[steps] = s
-        if s < best:
-            best = s
-            best_k = steps
-            best_nb = n_b
-            best_labels[:] = labels
-            c = 0
-        else:
-            c += 1
-            if c >= tau or n_b == N:
-                break
-    return best_k, best_nb, best_labels, sizes[: steps + 1]
-
-
-def greedy_base_selection(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray,
-                          n: int, m: int, tau: int, s_params: int = 0):
-    """Greedy base-position search (Algorithm 1, lines 10-27).
-
-    Parameters
-    ----------
-    T : (l_t, ceil((n + m) / 64)) uint64
-        Transposed bits of the ``n + m`` rows being compressed.
-    counts : (l_t,) int
-        Set-bit counts over those rows; constant positions start the base.
-    entropy : (l_t,) float64
-        Order key: remaining positions are tried by increasing entropy
-        (ties: lower position first).
-    n, m, tau, s_params
-        As in Eq. 1; ``tau`` is the plateau threshold.
-
-    Returns
-    -------
-    base_mask : (l_t,) bool
-    n_bases : int
-    labels : (n + m,) int64
-        Base ID of every row, numbered by first occurrence.
-    sizes : int64
-        Eq. 1 after each tried addition (``sizes[0]``: constants only).
-    """
-    N = n + m
-    counts = np.asarray(counts)
-    const = (counts == 0) | (counts == N)
-    live = np.flatnonzero(~const)
-    order = live[np.lexsort((live, entropy[live]))]
-    k, n_b, labels, sizes = _greedy(T, order, int(n), int(m), int(const.sum()), int(T.shape[0]),
-                                    int(tau), int(s_params))
-    mask = const.copy()
-    mask[order[:k]] = True
-    return mask, int(n_b), labels, sizes
 
 
 # --------------------------------------------------------------------------
