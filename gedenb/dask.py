@@ -66,7 +66,11 @@ from .encode import (
     needs_check,
     settle_codecs,
 )
-from .entrogede import MAX_ROW_BITS, MAX_ROWS, _check_int, _clustering_bits, _mask_columns, greedy_base_selection
+from .clusters import _clustering_bits, _mask_columns
+from .compressed import MAX_ROW_BITS, MAX_ROWS
+from .greedy import greedy_base_selection
+from .inputs import check_int as _check_int
+from .inputs import frame_input as _frame_input
 from .layout import _runs, gather_records, make_layout
 from .sizes import fields_bytes, params_bits
 
@@ -110,7 +114,6 @@ IN_MEMORY_CHUNK_BYTES = 64 << 20
 def _in_memory(data, chunk_rows):
     """A table in memory (NumPy, or a DataFrame / Arrow table through :mod:`gedenb.frames`) as a row-chunked
     dask array and its frame schema (None for NumPy); anything else passes through."""
-    from .entrogede import _frame_input
     from .frames import frame_kind
 
     if not (isinstance(data, np.ndarray) or frame_kind(data) is not None):
