@@ -7,15 +7,10 @@ are training-ready (Zhao, Karras, Hurst, Lucani, *dreaMLearning*).
 Importing gedenb imports only NumPy, SciPy and Numba.
 """
 
+from .compressed import Compressed, eq1_bits, size_breakdown
+from .decode import condensed, decompress
 from .encode import Codecs, fit_codecs
-from .entrogede import (
-    Compressed,
-    compress,
-    condensed,
-    decompress,
-    eq1_bits,
-    size_breakdown,
-)
+from .entrogede import compress
 from .errors import FormatError
 from .learning import LearningSet, learning_set
 from .sizes import SizeBreakdown

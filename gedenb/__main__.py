@@ -13,7 +13,7 @@ from . import __version__, compress, learning_set, save, size_breakdown
 from . import open as open_store
 from ._optional import EXTRAS, MissingDependency, needs, require
 from .encode import KIND_NAMES
-from .entrogede import frame_schema
+from .decode import frame_schema
 from .errors import FormatError
 
 DESCRIPTION = """\

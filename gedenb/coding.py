@@ -1374,44 +1374,49 @@ def greedy_base_selection(T, counts, entropy, codes, widths, n: int, m: int, tau
                           image_shape=None):
     """Algorithm 1's greedy search, minimising the entropy-coded size instead of Eq. 1.
 
-    Same order (increasing entropy) and plateau rule (``tau``) as
-    :func:`gedenb.entrogede.greedy_base_selection`; the size of every
-    candidate is :func:`coded_size_bits`.  Stops before a base table of more
-    than :data:`MAX_BASE_CODES` column codes.  A step moves one bit into the
+    The search of :func:`gedenb.greedy.greedy_search` (the one of
+    :func:`gedenb.greedy.greedy_base_selection`: same order, increasing
+    entropy, and plateau rule, ``tau``) with :func:`coded_size_bits` as the
+    size of every candidate.  Stops before a base table of more than
+    :data:`MAX_BASE_CODES` column codes.  A step moves one bit into the
     base, which changes the digits of one column: the table scheme's context
     costs of the other columns are kept (:class:`_ContextCosts`), so a step
     costs O(N d) kernel work and O(N) context costing.
 
-    Returns ``(base_mask, n_bases, labels, sizes, costs)``: those of the raw greedy and the context costs
+    Parameters
+    ----------
+    T : (l_t, ceil((n + m) / 64)) uint64
+        Transposed bits of the ``n + m`` rows.
+    counts : (l_t,) int
+        Their set-bit counts; constant positions start the base.
+    entropy : (l_t,) float64
+        Order key of the other positions (increasing).
+    codes : (n + m, d) uint64
+        The rows' column codes.
+    widths : (d,) int
+        Column widths.
+    n, m : int
+        Original and condensed rows.
+    tau : int
+        The plateau threshold.
+    s_params : int
+        ``S_params`` of the coded size.
+    image_shape : tuple, optional
+        The rows are images of this shape (the image scheme's size).
+
+    Returns
+    -------
+    ``(base_mask, n_bases, labels, sizes, costs)``: those of the raw greedy and the context costs
     (:class:`_ContextCosts`, None for images), for :func:`compress_deviations` of the same codes.
     """
-    N = n + m
+    from .greedy import greedy_search
+
     d = codes.shape[1]
-    counts = np.asarray(counts)
-    const = (counts == 0) | (counts == N)
-    live = np.flatnonzero(~const)
-    order = live[np.lexsort((live, entropy[live]))]
-    labels = np.zeros(N, dtype=np.int64)
-    table = np.full(2 * N + 2, -1, dtype=np.int64)
-    mask = const.copy()
-    n_b = 1
     costs = _ContextCosts() if image_shape is None else None  # the columns' context costs, kept per step
-    best = coded_size_bits(codes, widths, mask, 1, n, m, s_params, image_shape, costs)
-    best_mask, best_nb, best_labels = mask.copy(), 1, labels.copy()
-    sizes = [best]
-    c = 0
-    for k in order.tolist():
-        n_b = int(_bits._refine(T[k], labels, n_b, table))
-        if n_b * d > MAX_BASE_CODES:
-            break
-        mask[k] = True
-        s = coded_size_bits(codes, widths, mask, n_b, n, m, s_params, image_shape, costs)
-        sizes.append(s)
-        if s < best:
-            best, best_mask, best_nb, best_labels = s, mask.copy(), n_b, labels.copy()
-            c = 0
-        else:
-            c += 1
-            if c >= tau or n_b == N:
-                break
-    return best_mask, best_nb, best_labels, np.asarray(np.round(sizes), dtype=np.int64), costs
+
+    def coded(mask, n_bases, base_bits):
+        return coded_size_bits(codes, widths, mask, n_bases, n, m, s_params, image_shape, costs)
+
+    mask, n_b, labels, sizes = greedy_search(T, counts, entropy, n + m, tau, coded,
+                                             MAX_BASE_CODES // d if d else None)
+    return mask, n_b, labels, sizes, costs

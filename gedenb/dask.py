@@ -66,9 +66,12 @@ from .encode import (
     needs_check,
     settle_codecs,
 )
-from .entrogede import MAX_ROW_BITS, MAX_ROWS, _check_int, _clustering_bits, _mask_columns, greedy_base_selection
+from .clusters import clustering_bits
+from .compressed import check_row_bits, check_rows, stored_params_bits
+from .greedy import greedy_base_selection
+from .inputs import check_int, frame_input
 from .layout import _runs, gather_records, make_layout
-from .sizes import fields_bytes, params_bits
+from .stages import transpose
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "compress"]
 
@@ -110,7 +113,6 @@ IN_MEMORY_CHUNK_BYTES = 64 << 20
 def _in_memory(data, chunk_rows):
     """A table in memory (NumPy, or a DataFrame / Arrow table through :mod:`gedenb.frames`) as a row-chunked
     dask array and its frame schema (None for NumPy); anything else passes through."""
-    from .entrogede import _frame_input
     from .frames import frame_kind
 
     if not (isinstance(data, np.ndarray) or frame_kind(data) is not None):
@@ -122,10 +124,10 @@ def _in_memory(data, chunk_rows):
 
     from .encode import as_table
 
-    X, frame = _frame_input(data)
+    X, frame = frame_input(data)
     X = as_table(X)
     row_bytes = X.dtype.itemsize * (1 if X.dtype.names is not None else X.shape[1])
-    rows = _check_int(chunk_rows, "chunk_rows", lo=1) if chunk_rows is not None \
+    rows = check_int(chunk_rows, "chunk_rows", lo=1) if chunk_rows is not None \
         else max(1, IN_MEMORY_CHUNK_BYTES // max(row_bytes, 1))
     chunks = (rows,) if X.ndim == 1 else (rows, -1)
     return da.from_array(X, chunks=chunks), frame
@@ -439,7 +441,7 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
     path : str or os.PathLike
         The store's folder.  It must not exist, or be an empty folder, or
         (with ``overwrite=True``) hold a sharded store to replace.
-    beta, tau, widths, cluster_columns, cluster_rule
+    beta, tau
         As in :func:`gedenb.compress`.  Condensed samples are always stored
         (``store_condensed=True``).
     sample_rows : int, optional
@@ -448,6 +450,8 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
         least ``n`` means all rows (then the result equals
         :func:`gedenb.compress`); default :data:`DEFAULT_SAMPLE_ROWS`.  The
         client holds the sample's bits (``sample_rows * l_t / 8`` bytes).
+    widths, cluster_columns, cluster_rule
+        As in :func:`gedenb.compress`.
     seed : int
         Seed of the row sample.
     overwrite : bool
@@ -494,154 +498,221 @@ def compress(data, path, beta: int | None = None, tau: int = 10, sample_rows: in
     >>> bool((r.read_rows(slice(None)) == X).all()), r.condensed()[1].tolist()
     (True, [10, 10])
     """
+    job = _validate(data, path, beta, tau, sample_rows, widths, seed, overwrite, chunk_rows, progress)
+    lap = _Laps()
+    codecs = _codec_passes(job, widths, lap)
+    plan = _Plan(codecs, int(codecs.width.sum()))
+    dplan = _lit(plan)
+    counts, sample = _count_pass(job, plan, dplan)
+    H = _bits.entropy(counts, job.n)
+    lap("bit_counts")
+    clusters = _cluster_passes(job, plan, dplan, H, cluster_columns, cluster_rule, lap)
+    frame_bytes = b"" if job.frame is None else job.frame.to_bytes()
+    mask, sizes = _greedy_pass(job, plan, H, sample, clusters, frame_bytes)
+    lap("greedy")
+    bases = _base_pass(job, plan, dplan, mask, clusters)
+    lap("bases")
+    return _write_store(job, path, overwrite, plan, dplan, clusters, bases, H, sizes, frame_bytes, lap)
+
+
+# --------------------------------------------------------------------------
+# the steps of compress (client side)
+# --------------------------------------------------------------------------
+class _Job(NamedTuple):
+    """The validated arguments of :func:`compress` and the plan of its passes."""
+
+    src: _Source
+    frame: object
+    n: int
+    ns: int  # rows the greedy base selection searches on
+    starts: np.ndarray  # first row of every chunk, then n
+    tau: int
+    beta: int | None
+    seed: int
+    progress: bool
+
+
+def _lit(obj):
+    """One graph node holding ``obj``, not a copy per task."""
+    return delayed(obj, traverse=False)
+
+
+def _validate(data, path, beta, tau, sample_rows, widths, seed, overwrite, chunk_rows, progress) -> _Job:
+    """The input as chunks and the arguments checked, in the order whose errors callers see first."""
     data, frame = _in_memory(data, chunk_rows)
     src = _sources(data)
-    tau = _check_int(tau, "tau", lo=1)
+    tau = check_int(tau, "tau", lo=1)
     if beta is not None:
-        beta = _check_int(beta, "beta", lo=1)
+        beta = check_int(beta, "beta", lo=1)
     if widths not in ("narrow", "native"):
         raise ValueError(f"widths must be 'narrow' or 'native', got {widths!r}")
-    seed = _check_int(seed, "seed", lo=0)
+    seed = check_int(seed, "seed", lo=0)
     n = int(src.rows.sum())
-    if n > MAX_ROWS:
-        raise ValueError(f"{n} rows exceed the limit of {MAX_ROWS}")
-    ns = DEFAULT_SAMPLE_ROWS if sample_rows is None else _check_int(sample_rows, "sample_rows", lo=1)
-    ns = min(ns, n)
+    check_rows(n)
+    ns = DEFAULT_SAMPLE_ROWS if sample_rows is None else check_int(sample_rows, "sample_rows", lo=1)
     _sh.check_target(path, overwrite)
-    starts = np.concatenate(([0], np.cumsum(src.rows)))
-    dtype, d = src.dtype, src.d
+    return _Job(src, frame, n, min(ns, n), np.concatenate(([0], np.cumsum(src.rows))), tau, beta, seed, progress)
 
-    # --- pass 1: codecs ---------------------------------------------------
-    lap = _Laps()
+
+def _codec_passes(job: _Job, widths: str, lap: _Laps):
+    """Pass 1: the column codecs (statistics per chunk, merged; verifying passes where ``fit_codecs`` verifies),
+    read-only, their row width checked."""
+    src, progress = job.src, job.progress
     parts = _compute([delayed(_stats_task, pure=True)(b, widths) for b in src.blocks], progress)
-    lit = lambda obj: delayed(obj, traverse=False)  # noqa: E731 - one graph node, not a copy per task
     stats = parts[0]
     for p in parts[1:]:
         stats = merge_codec_stats(stats, p)
-    codecs = candidate_codecs(stats, dtype, d, widths)
+    codecs = candidate_codecs(stats, src.dtype, src.d, widths)
     final = None if widths == "narrow" and needs_check(stats, codecs) else codecs
     lap("codec_stats")
     while final is None:
-        dc, ds = lit(codecs), lit(stats)
+        dc, ds = _lit(codecs), _lit(stats)
         parts = _compute([delayed(_check_task, pure=True)(b, dc, ds) for b in src.blocks], progress)
         checks = parts[0]
         for p in parts[1:]:
             checks = merge_codec_checks(checks, p)
-        final, stats = settle_codecs(stats, checks, dtype, d, widths)
+        final, stats = settle_codecs(stats, checks, src.dtype, src.d, widths)
         if final is None:
-            codecs = candidate_codecs(stats, dtype, d, widths)
+            codecs = candidate_codecs(stats, src.dtype, src.d, widths)
             final = None if needs_check(stats, codecs) else codecs
-    codecs = final
     lap("codec_check")
-    for a in codecs:
+    for a in final:
         a.setflags(write=False)
-    w = np.ascontiguousarray(codecs.width, dtype=np.int64)
-    l_t = int(w.sum())
-    if l_t > MAX_ROW_BITS:
-        raise ValueError(f"rows encode to {l_t} bits; at most {MAX_ROW_BITS} are supported")
-    plan = lit(_Plan(codecs, l_t))
-    nwords = _bits.words_per_row(l_t)
+    check_row_bits(int(np.ascontiguousarray(final.width, dtype=np.int64).sum()))
+    return final
 
-    # --- pass 2: bit counts and the row sample ----------------------------
-    if ns >= n:
+
+def _count_pass(job: _Job, plan: _Plan, dplan):
+    """Pass 2: the bit counts of all rows and the words of the greedy's row sample (all rows when ``ns >= n``;
+    else hypergeometric counts per chunk, then uniform within each chunk), as a one-item list that
+    :func:`_greedy_pass` empties (the client then holds them only until they are transposed)."""
+    src = job.src
+    if job.ns >= job.n:
         take = np.full(len(src.rows), -1, dtype=np.int64)
-    else:  # a uniform sample of ns rows: hypergeometric counts per chunk, then uniform within each chunk
-        take = np.random.default_rng(seed).multivariate_hypergeometric(src.rows, ns, method="marginals")
-    tasks = [delayed(_counts_task, pure=True)(b, plan, int(take[i]), seed, i) for i, b in enumerate(src.blocks)]
-    parts = _compute(tasks, progress)
-    counts = np.zeros(l_t, dtype=np.int64)
+    else:
+        take = np.random.default_rng(job.seed).multivariate_hypergeometric(src.rows, job.ns, method="marginals")
+    tasks = [delayed(_counts_task, pure=True)(b, dplan, int(take[i]), job.seed, i) for i, b in enumerate(src.blocks)]
+    parts = _compute(tasks, job.progress)
+    counts = np.zeros(plan.l_t, dtype=np.int64)
     for c, _ in parts:
         counts += c
-    swords = np.concatenate([s for _, s in parts]) if parts else np.zeros((0, nwords), np.uint64)
-    del parts
-    H = _bits.entropy(counts, n)
-    lap("bit_counts")
+    swords = np.concatenate([s for _, s in parts]) if parts else np.zeros((0, _bits.words_per_row(plan.l_t)),
+                                                                          np.uint64)
+    return counts, [swords]
 
-    # --- passes 3-4: clusters, their sums and counts ----------------------
-    m = 0
-    weights = np.zeros(0, dtype=np.int64)
-    beta_pos = np.zeros(0, dtype=np.int64)
-    cwords = np.zeros((0, nwords), dtype=np.uint64)
-    if beta is not None:
-        beta_pos = _clustering_bits(cluster_rule, _mask_columns(H, w, cluster_columns, d, dtype.names), w, beta)
-        runs = _runs(np.sort(beta_pos))
-        keys, first = _compute([_tree(_merge_distinct, [
-            delayed(_distinct_task, pure=True)(b, plan, runs, beta, int(starts[i])) for i, b in enumerate(src.blocks)
-        ])], progress)[0]
-        clusters = _dictionary(keys, first, beta)
-        lap("clusters")
-        m = len(first)
-        if n + m > MAX_ROWS:
-            raise ValueError(f"{n + m} rows exceed the limit of {MAX_ROWS}")
-        state = (np.zeros((m, d), dtype=np.float64), np.zeros(m, dtype=np.int64))
-        dclusters = lit(clusters)
-        window = 2 * _slots()
-        for g in range(0, len(src.blocks), window):  # in row order; a window of chunks in memory at a time
-            s = lit(state)
-            for b in src.blocks[g:g + window]:
-                s = delayed(_fold_task, pure=True)(delayed(_prepare_task, pure=True)(b, plan, runs, dclusters), s)
-            state = _compute([s], progress)[0]
-        sums, weights = state
-        with np.errstate(invalid="ignore"):
-            centroids = sums / weights[:, None]
-        cwords = _bits._pack_codes(encode_values(centroids, codecs, dtype), w, nwords)
-        lap("cluster_sums")
 
-    # --- pass 5: greedy base selection on the sample ----------------------
-    rows = np.concatenate([swords, cwords])
-    del swords
-    T = _bits._transpose_bits(rows, l_t) if l_t else np.zeros((0, (len(rows) + 63) // 64), np.uint64)
+class _Clusters(NamedTuple):
+    positions: np.ndarray  # (beta,) clustering bits
+    weights: np.ndarray  # (m,) cluster sizes
+    cwords: np.ndarray  # (m, nwords) the condensed rows, packed
+
+
+def _cluster_passes(job: _Job, plan: _Plan, dplan, H: np.ndarray, columns, rule, lap: _Laps) -> _Clusters:
+    """Passes 3-4: the clustering bits, the clusters (distinct keys, tree-merged), their sums and counts
+    (folded over the chunks in row order) and the condensed rows."""
+    nwords = _bits.words_per_row(plan.l_t)
+    if job.beta is None:
+        return _Clusters(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, nwords), np.uint64))
+    src, w = job.src, np.ascontiguousarray(plan.codecs.width, dtype=np.int64)
+    beta_pos = clustering_bits(H, w, job.beta, columns, rule, src.dtype.names)
+    runs = _runs(np.sort(beta_pos))
+    keys, first = _compute([_tree(_merge_distinct, [
+        delayed(_distinct_task, pure=True)(b, dplan, runs, job.beta, int(job.starts[i]))
+        for i, b in enumerate(src.blocks)
+    ])], job.progress)[0]
+    clusters = _dictionary(keys, first, job.beta)
+    lap("clusters")
+    m = len(first)
+    check_rows(job.n + m)
+    state = (np.zeros((m, src.d), dtype=np.float64), np.zeros(m, dtype=np.int64))
+    dclusters = _lit(clusters)
+    window = 2 * _slots()
+    for g in range(0, len(src.blocks), window):  # in row order; a window of chunks in memory at a time
+        s = _lit(state)
+        for b in src.blocks[g:g + window]:
+            s = delayed(_fold_task, pure=True)(delayed(_prepare_task, pure=True)(b, dplan, runs, dclusters), s)
+        state = _compute([s], job.progress)[0]
+    sums, weights = state
+    with np.errstate(invalid="ignore"):
+        centroids = sums / weights[:, None]
+    cwords = _bits._pack_codes(encode_values(centroids, plan.codecs, src.dtype), w, nwords)
+    lap("cluster_sums")
+    return _Clusters(beta_pos, weights, cwords)
+
+
+def _greedy_pass(job: _Job, plan: _Plan, H: np.ndarray, sample: list, cl: _Clusters, frame_bytes: bytes):
+    """Pass 5: the greedy base selection on the sample (taken out of ``sample``) and the condensed rows, on
+    the client: ``(base_mask, sizes)``."""
+    m = cl.cwords.shape[0]
+    rows = np.concatenate([sample.pop(), cl.cwords])
+    T = transpose(rows, plan.l_t)
     del rows
-    scounts = _bits._position_counts(T, 0, ns + m) if l_t else np.zeros(0, dtype=np.int64)
-    frame_bytes = b"" if frame is None else frame.to_bytes()
-    s_params = params_bits(d, l_t, len(beta_pos)) + 8 * (fields_bytes(dtype) + len(frame_bytes))
-    mask, _, _, sizes = greedy_base_selection(T, scounts, H, ns, m, tau, s_params)
-    del T
+    scounts = _bits._position_counts(T, 0, job.ns + m) if plan.l_t else np.zeros(0, dtype=np.int64)
+    s_params = stored_params_bits(job.src.d, plan.l_t, len(cl.positions), job.src.dtype, frame_bytes)
+    mask, _, _, sizes = greedy_base_selection(T, scounts, H, job.ns, m, job.tau, s_params)
+    return mask, sizes
+
+
+class _Bases(NamedTuple):
+    mask: np.ndarray  # (l_t,) the base positions
+    table: _Dictionary  # the distinct bases with their ids
+    layout: object
+    stream: np.ndarray  # the bases' bit stream
+    runs: np.ndarray  # runs of the base positions
+    ckeys: np.ndarray  # the condensed rows' base bits
+
+
+def _base_pass(job: _Job, plan: _Plan, dplan, mask: np.ndarray, cl: _Clusters) -> _Bases:
+    """Pass 6: the distinct bases of all rows and of the condensed rows, tree-merged, numbered by first
+    occurrence; the record layout."""
+    n, m = job.n, cl.cwords.shape[0]
     l_b = int(mask.sum())
     base_runs = _runs(np.flatnonzero(mask).astype(np.int64))
-    lap("greedy")
-
-    # --- pass 6: the shared base table ------------------------------------
-    tasks = [delayed(_distinct_task, pure=True)(b, plan, base_runs, l_b, int(starts[i]))
-             for i, b in enumerate(src.blocks)]
-    ckeys = _keys(cwords, base_runs, l_b)
+    tasks = [delayed(_distinct_task, pure=True)(b, dplan, base_runs, l_b, int(job.starts[i]))
+             for i, b in enumerate(job.src.blocks)]
+    ckeys = _keys(cl.cwords, base_runs, l_b)
     tasks.append(delayed(_distinct, pure=True)(ckeys, np.arange(n, n + m, dtype=np.int64)) if m else None)
-    keys, first = _compute([_tree(_merge_distinct, [t for t in tasks if t is not None])], progress)[0]
-    bases = _dictionary(keys, first, l_b)
+    keys, first = _compute([_tree(_merge_distinct, [t for t in tasks if t is not None])], job.progress)[0]
     n_b = len(first)
-    layout = make_layout(w, mask, n_b)
+    layout = make_layout(np.ascontiguousarray(plan.codecs.width, dtype=np.int64), mask, n_b)
     by_id = keys[np.argsort(first, kind="stable")]
-    base_stream = gather_records(by_id, np.arange(n_b, dtype=np.int64), np.zeros(n_b, dtype=np.int64), 0,
-                                 _runs(np.arange(l_b, dtype=np.int64))) if l_b else np.zeros(0, np.uint64)
-    lap("bases")
+    stream = gather_records(by_id, np.arange(n_b, dtype=np.int64), np.zeros(n_b, dtype=np.int64), 0,
+                            _runs(np.arange(l_b, dtype=np.int64))) if l_b else np.zeros(0, np.uint64)
+    return _Bases(mask, _dictionary(keys, first, l_b), layout, stream, base_runs, ckeys)
 
-    # --- pass 7: shards, then the manifest; rename into place -------------
+
+def _write_store(job: _Job, path, overwrite: bool, plan: _Plan, dplan, cl: _Clusters, bases: _Bases,
+                 H: np.ndarray, sizes: np.ndarray, frame_bytes: bytes, lap: _Laps) -> _sh.ShardedSummary:
+    """Pass 7: every chunk encoded into one shard file, then the shared files and the manifest, written into a
+    temporary folder that is renamed into place (removed on an error)."""
     tmp = _sh.new_store_folder(path)
     try:
-        dbases = lit(bases)
-        tasks = [delayed(_shard_task, pure=True)(b, plan, dbases, base_runs, layout.id_bits, layout.dev_runs,
-                                                 str(tmp), i) for i, b in enumerate(src.blocks)]
-        shards = _compute(tasks, progress)
-        crec = gather_records(cwords, np.arange(m, dtype=np.int64), bases.lookup(ckeys), layout.id_bits,
-                              layout.dev_runs) if m else np.zeros(0, np.uint64)
+        layout, m, mask = bases.layout, cl.cwords.shape[0], bases.mask
+        dbases = _lit(bases.table)
+        tasks = [delayed(_shard_task, pure=True)(b, dplan, dbases, bases.runs, layout.id_bits, layout.dev_runs,
+                                                 str(tmp), i) for i, b in enumerate(job.src.blocks)]
+        shards = _compute(tasks, job.progress)
+        crec = gather_records(cl.cwords, np.arange(m, dtype=np.int64), bases.table.lookup(bases.ckeys),
+                              layout.id_bits, layout.dev_runs) if m else np.zeros(0, np.uint64)
         gen = _sh.generation(tmp)
         files = {
-            "bases": _sh.write_words(tmp, f"{gen}bases.u64", base_stream),
+            "bases": _sh.write_words(tmp, f"{gen}bases.u64", bases.stream),
             "condensed": _sh.write_words(tmp, f"{gen}condensed.u64", crec),
-            "weights": _sh.write_words(tmp, f"{gen}weights.i64", weights.astype(np.int64)),
+            "weights": _sh.write_words(tmp, f"{gen}weights.i64", cl.weights.astype(np.int64)),
         }
-        for a in (mask, weights, beta_pos, H, sizes):
+        for a in (mask, cl.weights, cl.positions, H, sizes):
             a.setflags(write=False)
         lap("shards")
-        if frame is not None:
+        if job.frame is not None:
             files["frame"] = _sh.write_words(tmp, f"{gen}frame.bin", np.frombuffer(
                 frame_bytes + b"\0" * (-len(frame_bytes) % 8), dtype="<u8"))
             files["frame"]["length"] = len(frame_bytes)
         summary = _sh.ShardedSummary(
-            path=os.fspath(path), shape=(n, d), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=n_b,
-            weights=weights, beta_positions=beta_pos, entropy=H, greedy_sizes=sizes, tau=tau,
-            shard_rows=np.asarray([s["rows"] for s in shards], dtype=np.int64), sample_rows=ns,
-            pass_seconds=tuple(lap.laps.items()), frame=frame, frame_bytes=frame_bytes,
+            path=os.fspath(path), shape=(job.n, job.src.d), dtype=job.src.dtype, codecs=plan.codecs,
+            base_mask=mask, n_bases=bases.table.ids.shape[0], weights=cl.weights, beta_positions=cl.positions,
+            entropy=H, greedy_sizes=sizes, tau=job.tau,
+            shard_rows=np.asarray([s["rows"] for s in shards], dtype=np.int64), sample_rows=job.ns,
+            pass_seconds=tuple(lap.laps.items()), frame=job.frame, frame_bytes=frame_bytes,
         )
         _sh.write_manifest(tmp, _sh.manifest_body(summary, files, shards))
         _sh.commit_store(tmp, path, overwrite)

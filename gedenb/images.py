@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .entrogede import _decode_rows, compress, decompress, eq1_bits
+from .compressed import eq1_bits
+from .decode import _decode_rows, decompress
+from .entrogede import compress
 from .errors import FormatError
 from .layout import decode_rows
 from .transforms import _coeff_dtypes, get_transform

@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .compressed import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, column_dtypes
-from .entrogede import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
 from .errors import FormatError
 from .layout import ceil_log2, decode_rows, make_layout
 from .store import _PathReader
@@ -715,7 +715,7 @@ class ShardedReader(_PathReader):
         s = self._s()
         rows = _row_indices(indices, s.n)
         if as_frame is not None:
-            from .entrogede import rows_as
+            from .decode import rows_as
 
             return rows_as(s, self.read_rows(rows), rows, as_frame)
         starts = self.shard_starts

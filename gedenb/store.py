@@ -41,21 +41,13 @@ import numpy as np
 
 from . import bits as _bits
 from . import coding as _coding
+from . import exact_stats as _exact
 from . import frames as _frames
-from . import learning as _learning
 from . import predict as _predict
 from ._optional import MissingDependency
+from .compressed import MAX_ROW_BITS, MAX_ROWS, Compressed, _check_compressed
+from .decode import _decode_rows, cluster_stats_of, recompute_condensed_blocks, rows_as
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64, encode_columns
-from .entrogede import (
-    MAX_ROW_BITS,
-    MAX_ROWS,
-    Compressed,
-    _check_compressed,
-    _decode_rows,
-    cluster_stats_of,
-    recompute_condensed_blocks,
-    rows_as,
-)
 from .errors import FormatError
 from .layout import ceil_log2, make_layout
 from .sizes import CODEC_ENTRY_BYTES, FIELD_ENTRY_BYTES, FIXED_HEADER_BYTES
@@ -672,7 +664,7 @@ def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compresse
             frame = frame_raw
     learning = None
     if learn_raw:
-        meta, _ = _learning.stats_head(learn_raw)
+        meta, _ = _exact.stats_head(learn_raw)
         if meta["targets"] and max(meta["targets"]) >= c.d:
             raise FormatError("LERN: a target column out of range")
         if meta["stored"] != bool(c.m):
@@ -681,11 +673,11 @@ def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compresse
         if c.m:
             rows = _decode_rows(c, np.arange(c.n, c.n + c.m, dtype=np.int64))
             grid = encode_columns(rows, c.codecs, check=False)
-        learning = _learning.stats_from_bytes(learn_raw, c.codecs, c.dtype, np.asarray(c.weights), grid, c.d)
+        learning = _exact.stats_from_bytes(learn_raw, c.codecs, c.dtype, np.asarray(c.weights), grid, c.d)
         if learning is None:
             d = c.d
-            learning = _learning.CondensedStats(np.zeros((0, d)), np.zeros((0, d), np.int64),
-                                                np.zeros((0, d), np.int64), meta["targets"], meta["task"])
+            learning = _exact.CondensedStats(np.zeros((0, d)), np.zeros((0, d), np.int64),
+                                             np.zeros((0, d), np.int64), meta["targets"], meta["task"])
     return dataclasses.replace(c, frame=frame, frame_bytes=frame_raw, learning=learning, learning_bytes=learn_raw)
 
 

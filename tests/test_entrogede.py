@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from gedenb import bits, compress, condensed, decompress, eq1_bits, size_breakdown
 from gedenb.encode import BIN, DEC, INT, encode_columns
-from gedenb.entrogede import cluster_positions, greedy_base_selection
+from gedenb.clusters import cluster_positions
+from gedenb.greedy import greedy_base_selection
 from gedenb.sizes import eq1, params_bits
 import naive
 

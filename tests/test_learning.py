@@ -17,7 +17,7 @@ from gedenb import store as _store
 from gedenb.datasets import california_housing
 from gedenb.encode import encode_columns
 from gedenb.errors import FormatError
-from gedenb.learning import stats_head
+from gedenb.exact_stats import stats_head
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +334,7 @@ def test_storage_constrained_condensed_decodes_in_bounded_memory(tmp_path, monke
         c = gedenb.compress(X, beta=2, store_condensed=store_condensed, cluster_columns=[0])
         gedenb.save(c, tmp_path / "c.gede")
         want, want_w = gedenb.condensed(gedenb.compress(X, beta=2, cluster_columns=[0]), exact=exact)
-        monkeypatch.setattr(gedenb.entrogede, "RECOMPUTE_BLOCK_BYTES", 256 << 10)
+        monkeypatch.setattr(gedenb.decode, "RECOMPUTE_BLOCK_BYTES", 256 << 10)
         with gedenb.open(tmp_path / "c.gede") as r:
             r.condensed(exact=exact)  # compile first
             tracemalloc.start()

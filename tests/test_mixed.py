@@ -295,7 +295,7 @@ def test_condensed_matches_the_oracle(beta, seed, store_condensed, tmp_path):
         s, w = r.condensed(exact=False)
         assert same(s, want) and same(w, wweights)
         assert same(r.condensed()[0], got)
-    s2, w2 = gedenb.entrogede.recompute_condensed(T, c.codecs, c.beta_positions)
+    s2, w2 = gedenb.decode.recompute_condensed(T, c.codecs, c.beta_positions)
     assert same(s2, want) and same(w2, wweights)
 
 

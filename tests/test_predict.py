@@ -11,7 +11,7 @@ import gedenb
 from gedenb import predict as _predict
 from gedenb import store as _store
 from gedenb.encode import encode_columns, fit_codecs
-from gedenb.entrogede import recompute_condensed
+from gedenb.decode import recompute_condensed
 from gedenb.errors import FormatError
 
 SECTION = struct.Struct("<4sIQ")
