@@ -131,7 +131,7 @@ def split(data: np.ndarray, seed: int, train_share: float = 0.8):
 def low_entropy_positions(entropy: np.ndarray, widths: np.ndarray, beta: int) -> np.ndarray:
     """The ``beta`` lowest-entropy non-constant bit positions (ties: lower
     position first): the low-entropy counterpart of
-    :func:`gedenb.entrogede.cluster_positions` for Fig. 9/10.  ``widths`` is
+    :func:`gedenb.clusters.cluster_positions` for Fig. 9/10.  ``widths`` is
     accepted for the same signature.
 
     Parameters
