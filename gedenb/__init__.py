@@ -19,7 +19,8 @@ from .entrogede import (
 from .errors import FormatError
 from .learning import LearningSet, learning_set
 from .sizes import SizeBreakdown
-from .store import Reader, open, save
+from .files import open, save
+from .store import Reader
 
 __version__ = "0.2.0"
 
