@@ -17,7 +17,7 @@ image container (:mod:`gedenb.images`) and the sharded store
   last value zero (:func:`stream_problem`);
 - readers opened from a path map the file read-only and pickle as
   ``(path, verify)`` (:class:`PathReader`, :func:`map_file`,
-  :func:`release`), check row numbers with one function
+  :func:`release`), a table's readers index rows alike (:class:`RowReader`), check row numbers with one function
   (:func:`row_indices`) and scan records for base IDs out of range
   (:func:`max_base_id`).
 
@@ -28,6 +28,7 @@ starts with the name of the piece (``header:``, ``CODC:``, ``META:``, ...).
 from __future__ import annotations
 
 import mmap
+import operator
 import os
 import struct
 import zlib
@@ -39,7 +40,7 @@ from . import bits as _bits
 from ._numba import njit
 from .errors import FormatError
 
-__all__ = ["SECTION", "PathReader", "check_padding", "check_sealed", "checked_bytes", "crc", "frozen", "map_file",
+__all__ = ["SECTION", "PathReader", "RowReader", "check_padding", "check_sealed", "checked_bytes", "crc", "frozen", "map_file",
            "max_base_id", "pad8", "read_piece", "read_section", "release", "row_indices", "seal", "stream_problem"]
 
 #: Frame of a section: tag (4 bytes), CRC-32 of the payload (u32), payload length (u64).
@@ -275,6 +276,29 @@ class PathReader:
 
     def __reduce__(self):
         return (type(self), (str(self.path), self._verify))
+
+
+class RowReader(PathReader):
+    """What the readers of a table share (:class:`gedenb.Reader`, :class:`gedenb.sharded.ShardedReader`):
+    ``len``, indexing by row, and :meth:`warmup`, all through ``read_rows`` and ``n``."""
+
+    #: The reader's name in messages.
+    _name = "RowReader"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, indices) -> np.ndarray:
+        """``r[i]`` is row ``i`` (1-D, or one ``numpy.void`` record of a mixed-dtype table); ``r[idx]`` and
+        ``r[a:b]`` are as ``read_rows``."""
+        if isinstance(indices, tuple):
+            raise TypeError(f"a {self._name} indexes rows only: use r[rows] and select columns from the result")
+        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
+            i, n = operator.index(indices), self.n
+            if not -n <= i < n:
+                raise IndexError(f"row index {i} is out of range for {n} rows")
+            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
+        return self.read_rows(indices)
 
     def warmup(self) -> None:
         """Compile (or load from the on-disk cache) every kernel that reading rows of this store uses: one

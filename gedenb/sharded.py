@@ -31,7 +31,6 @@ import collections
 import errno
 import json
 import mmap
-import operator
 import os
 import re
 import shutil
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import PathReader, frozen, max_base_id, release, row_indices, stream_problem
+from .container import RowReader, frozen, max_base_id, release, row_indices, stream_problem
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, column_dtypes
 from .entrogede import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
 from .errors import FormatError
@@ -569,7 +568,7 @@ def _manifest_shards(doc: dict, n: int) -> tuple:
     return shards, rows, files
 
 
-class ShardedReader(PathReader):
+class ShardedReader(RowReader):
     """Random access to a sharded store (see the module docstring).
 
     Create with :func:`gedenb.open` on the store's folder.  Rows are
@@ -596,6 +595,8 @@ class ShardedReader(PathReader):
     nbytes : int
         Bytes of all files of the store.
     """
+
+    _name = "ShardedReader"
 
     def __init__(self, path, verify: bool = True):
         self.path = Path(os.fspath(path))
@@ -811,9 +812,6 @@ class ShardedReader(PathReader):
     def n_shards(self) -> int:
         return len(self._s().shard_rows)
 
-    def __len__(self) -> int:
-        return self.n
-
     def _decode(self, stream, rows, what):
         s = self._s()
         try:
@@ -864,17 +862,6 @@ class ShardedReader(PathReader):
         if out is None:
             return self._decode(self._shard(0), rows, "shard 0")
         return out
-
-    def __getitem__(self, indices) -> np.ndarray:
-        """``r[i]`` is row ``i``; ``r[idx]`` and ``r[a:b]`` as :meth:`read_rows`."""
-        if isinstance(indices, tuple):
-            raise TypeError("a ShardedReader indexes rows only: use r[rows] and select columns from the result")
-        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
-            i, n = operator.index(indices), self.n
-            if not -n <= i < n:
-                raise IndexError(f"row index {i} is out of range for {n} rows")
-            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
-        return self.read_rows(indices)
 
     def condensed(self):
         """Condensed samples (float64, one column per column or field) and weights, as :func:`gedenb.condensed`."""

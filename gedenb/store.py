@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
-import operator
 import os
 import stat
 import struct
@@ -50,7 +49,7 @@ from ._optional import MissingDependency
 from .container import (
     INT64,
     SECTION,
-    PathReader,
+    RowReader,
     check_sealed,
     checked_bytes,
     crc,
@@ -702,7 +701,7 @@ def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compresse
     return dataclasses.replace(c, frame=frame, frame_bytes=frame_raw, learning=learning, learning_bytes=learn_raw)
 
 
-class Reader(PathReader):
+class Reader(RowReader):
     """Random access to a ``.gede`` file through a read-only memory map.
 
     Create with :func:`gedenb.open`.  Only the header and the small sections
@@ -727,6 +726,8 @@ class Reader(PathReader):
     version : (int, int)
         Format version of the file.
     """
+
+    _name = "Reader"
 
     def __init__(self, path, verify: bool = True):
         self.path = Path(os.fspath(path))
@@ -800,9 +801,6 @@ class Reader(PathReader):
     def beta_positions(self) -> np.ndarray:
         return self._c().beta_positions
 
-    def __len__(self) -> int:
-        return self.n
-
     def read_rows(self, indices, as_frame=None):
         """Decode only the given rows.
 
@@ -847,24 +845,7 @@ class Reader(PathReader):
             except FormatError as e:
                 row_indices(indices, self.n)
                 raise FormatError(f"RECS: {e} [{self.path}]") from None
-        c = self._c()
-        rows = row_indices(indices, c.n)
-        try:
-            return _decode_rows(c, rows, self._factor)
-        except FormatError as e:
-            raise FormatError(f"RECS: {e} [{self.path}]") from None
-
-    def __getitem__(self, indices) -> np.ndarray:
-        """``r[i]`` is row ``i`` (1-D, or one ``numpy.void`` record of a mixed-dtype table); ``r[idx]`` and
-        ``r[a:b]`` are as :meth:`read_rows`."""
-        if isinstance(indices, tuple):
-            raise TypeError("a Reader indexes rows only: use r[rows] and select columns from the result")
-        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
-            i, n = operator.index(indices), self.n
-            if not -n <= i < n:
-                raise IndexError(f"row index {i} is out of range for {n} rows")
-            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
-        return self.read_rows(indices)
+        return self._read_block(row_indices(indices, self._c().n))
 
     def condensed(self, exact: bool = True):
         """Condensed samples and weights, as :func:`gedenb.condensed`.
@@ -878,7 +859,7 @@ class Reader(PathReader):
         ----------
         exact : bool, default True
             Use the exact cluster statistics of section LERN where the file
-            has them; False gives the stored (grid-rounded) samples.
+            has them; False ignores them (the samples as described above).
 
         Returns
         -------
@@ -900,15 +881,12 @@ class Reader(PathReader):
         # a sample may be a signalling NaN (exact data of a float column): widening it is not an error
         with np.errstate(invalid="ignore"):
             if c.store_condensed:
-                rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
-                try:
-                    vals = _decode_rows(c, rows, self._factor)
-                except FormatError as e:
-                    raise FormatError(f"RECS: {e} [{self.path}]") from None
+                vals = self._read_block(np.arange(c.n, c.n + c.m, dtype=np.int64))
                 return as_float64(vals), np.array(c.weights)
             return recompute_condensed_blocks(c, read)
 
     def _read_block(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (checked int64), a corrupt record reported as a FormatError of RECS naming the file."""
         try:
             return _decode_rows(self._c(), rows, self._factor)
         except FormatError as e:
