@@ -12,9 +12,10 @@ from .decode import condensed, decompress
 from .encode import Codecs, fit_codecs
 from .entrogede import compress
 from .errors import FormatError
+from .files import open, save
 from .learning import LearningSet, learning_set
 from .sizes import SizeBreakdown
-from .store import Reader, open, save
+from .store import Reader
 
 __version__ = "0.2.0"
 

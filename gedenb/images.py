@@ -10,13 +10,14 @@ images of the same class.
 Saved with :func:`gedenb.save` into one container file (``docs/FORMAT.md``)
 and opened with :func:`gedenb.open`, which returns an :class:`ImageReader`
 whose :meth:`~ImageReader.read_images` decodes only the requested images.
+The container's pieces are checked with :mod:`gedenb.container`; its parts
+are ``.gede`` tables, written and read by :mod:`gedenb.store`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
 import reprlib
 import struct
@@ -27,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from .compressed import eq1_bits
+from .container import PathReader, check_padding, check_sealed, map_file, pad8, read_piece, release, row_indices, seal
 from .decode import _decode_rows, decompress
 from .entrogede import compress
 from .errors import FormatError
 from .layout import decode_rows
+from .store import parse_table, to_bytes
 from .transforms import _coeff_dtypes, get_transform
 
 __all__ = ["ImageReader", "ImageStore", "class_ranks", "compress_images", "decompress_images", "write_image_store"]
@@ -102,7 +105,20 @@ def _check_images(images, labels):
 
 
 def class_ranks(class_index: np.ndarray, n_classes: int) -> np.ndarray:
-    """Row of every image inside its class's part (stable order)."""
+    """Row of every image inside its class's part (stable order).
+
+    Parameters
+    ----------
+    class_index : (n,) integer ndarray
+        Index into the classes of every image, in the original order.
+    n_classes : int
+        Number of classes (parts).
+
+    Returns
+    -------
+    (n,) int64
+        Image ``i`` is row ``ranks[i]`` of part ``class_index[i]``.
+    """
     ranks = np.empty(class_index.shape[0], dtype=np.int64)
     for k in range(n_classes):
         members = np.flatnonzero(class_index == k)
@@ -158,7 +174,18 @@ def compress_images(images, labels, transform="identity", tau: int = 10, widths:
 
 
 def decompress_images(store: ImageStore) -> tuple[np.ndarray, np.ndarray]:
-    """All images (original order) and their labels."""
+    """All images (original order) and their labels.
+
+    Parameters
+    ----------
+    store : ImageStore
+        As :func:`compress_images` returns it.
+
+    Returns
+    -------
+    images : (n, H, W, C) uint8
+    labels : (n,) int64
+    """
     t = get_transform(store.transform)
     ranks = class_ranks(store.class_index, len(store.classes))
     first = decompress(store.parts[0])
@@ -172,13 +199,30 @@ def decompress_images(store: ImageStore) -> tuple[np.ndarray, np.ndarray]:
 def read_images_from_parts(parts, classes, class_index, ranks, transform, image_shape, indices, read_rows):
     """Decode images ``indices`` (any order, repeats allowed) from per-class parts.
 
-    ``indices`` are checked as :meth:`gedenb.Reader.read_rows` checks row numbers (an int, a slice or a
-    1-D integer array-like in ``[-n, n)``).  ``read_rows(k, rows)`` decodes rows of part ``k``.  Returns
-    ``(images (len(indices), H, W, C) uint8, labels)``.
-    """
-    from .store import _row_indices
+    Parameters
+    ----------
+    parts : sequence of Compressed
+        One part per class (used through ``read_rows``).
+    classes : (K,) int64
+        The labels of the parts.
+    class_index : (n,) integer ndarray
+        Index into ``classes`` of every image.
+    ranks : (n,) int64
+        Row of every image inside its part (:func:`class_ranks`).
+    transform : str
+        Name of the transform the parts hold coefficients of.
+    image_shape : (H, W, C)
+    indices : int, slice or 1-D integer array-like
+        Image numbers in ``[-n, n)``, checked as :meth:`gedenb.Reader.read_rows` checks row numbers.
+    read_rows : callable
+        ``read_rows(k, rows)`` decodes rows ``rows`` (int64) of part ``k``.
 
-    idx = _row_indices(indices, class_index.shape[0])
+    Returns
+    -------
+    images : (len(indices), H, W, C) uint8
+    labels : (len(indices),) int64
+    """
+    idx = row_indices(indices, class_index.shape[0])
     t = get_transform(transform)
     k_of = class_index[idx]
     width = int(np.prod(image_shape))
@@ -194,7 +238,6 @@ def read_images_from_parts(parts, classes, class_index, ranks, transform, image_
     return t.inverse(coeffs, image_shape), classes[k_of]
 
 
-
 # --------------------------------------------------------------------------
 # the image container file
 # --------------------------------------------------------------------------
@@ -205,18 +248,20 @@ _CHEADER = struct.Struct("<8sHHIQQIIII12sI")
 assert _CHEADER.size == 64
 
 
-def _pad8(n: int) -> int:
-    return -n % 8
-
-
 def write_image_store(store: ImageStore, write) -> int:
     """Stream the container file of ``store`` through ``write``; return its size.
 
-    Layout: 64-byte header | META (JSON) | INDEX (class index per image) |
-    parts, each a complete single-table ``.gede`` file, 8-byte aligned.
-    """
-    from .store import to_bytes
+    Layout: 64-byte sealed header | META (JSON) | INDEX (class index per image) |
+    parts, each a complete single-table ``.gede`` file (:func:`gedenb.store.to_bytes`), every piece
+    zero-padded to a multiple of 8 bytes (:mod:`gedenb.container`).
 
+    Parameters
+    ----------
+    store : ImageStore
+        The images to write.
+    write : callable
+        Called with the file's bytes, piece by piece, in order.
+    """
     parts = [to_bytes(p) for p in store.parts]
     index = np.ascontiguousarray(store.class_index).tobytes()
     offset = _CHEADER.size
@@ -229,24 +274,24 @@ def write_image_store(store: ImageStore, write) -> int:
     for _ in range(4):
         meta["parts"] = parts_at
         blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-        start = offset + len(blob) + _pad8(len(blob)) + len(index) + _pad8(len(index))
+        start = offset + len(blob) + pad8(len(blob)) + len(index) + pad8(len(index))
         new = []
         for p in parts:
             new.append([start, len(p)])
-            start += len(p) + _pad8(len(p))
+            start += len(p) + pad8(len(p))
         if new == parts_at:
             break
         parts_at = new
     meta["parts"] = parts_at
     blob = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-    total = parts_at[-1][0] + parts_at[-1][1] + _pad8(parts_at[-1][1])
+    total = parts_at[-1][0] + parts_at[-1][1] + pad8(parts_at[-1][1])
     raw = _CHEADER.pack(IMAGES_MAGIC, IMAGES_VERSION[0], IMAGES_VERSION[1], len(parts), store.n, total,
                         len(blob), zlib.crc32(blob), len(index), zlib.crc32(index), b"\0" * 12, 0)
-    write(raw[:-4] + struct.pack("<I", zlib.crc32(raw[:-4])))
-    write(blob + b"\0" * _pad8(len(blob)))
-    write(index + b"\0" * _pad8(len(index)))
+    write(seal(raw))
+    write(blob + b"\0" * pad8(len(blob)))
+    write(index + b"\0" * pad8(len(index)))
     for p in parts:
-        write(p + b"\0" * _pad8(len(p)))
+        write(p + b"\0" * pad8(len(p)))
     return total
 
 
@@ -271,14 +316,13 @@ def _parse_header(head: bytes, size: int) -> tuple:
         Bytes in the file.
     """
     (magic, major, minor, nparts, n, total, meta_len, meta_crc, index_len, index_crc, reserved,
-     crc) = _CHEADER.unpack(head)
+     _crc) = _CHEADER.unpack(head)
     if magic != IMAGES_MAGIC:
         raise FormatError("header: not a gedenb image store (bad magic bytes)")
     if major != IMAGES_VERSION[0]:
         raise FormatError(f"header: image store version {major}.{minor} is not supported; "
                           f"this gedenb reads major version {IMAGES_VERSION[0]}")
-    if zlib.crc32(head[:-4]) != crc:
-        raise FormatError("header: checksum mismatch (the file is corrupt)")
+    check_sealed(head)
     if total != size:
         raise FormatError(f"header: file should have {total} bytes but has {size}")
     if minor <= IMAGES_VERSION[1] and any(reserved):  # a later minor may use them
@@ -286,23 +330,6 @@ def _parse_header(head: bytes, size: int) -> tuple:
     if nparts < 1:
         raise FormatError("header: an image store has at least one part (class)")
     return major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc
-
-
-def _check_padding(mm, end: int, name: str) -> None:
-    """The zero bytes that pad a piece ending at byte ``end`` to a multiple of 8."""
-    if any(mm[end:end + _pad8(end)]):
-        raise FormatError(f"{name}: padding bytes must be zero")
-
-
-def _section(mm, pos: int, nbytes: int, crc: int, name: str) -> bytes:
-    """The ``nbytes`` bytes at ``pos`` (padded to 8 within the file, zero padding), checked against ``crc``."""
-    if nbytes + _pad8(nbytes) > len(mm) - pos:
-        raise FormatError(f"{name}: runs past the end of the file")
-    raw = bytes(mm[pos:pos + nbytes])
-    if zlib.crc32(raw) != crc:
-        raise FormatError(f"{name}: checksum mismatch (the file is corrupt)")
-    _check_padding(mm, pos + nbytes, name)
-    return raw
 
 
 def _parse_meta(blob: bytes, nparts: int) -> dict:
@@ -403,7 +430,60 @@ def _check_meta_against_parts(meta: dict, parts: list) -> str:
     return t.name
 
 
-class ImageReader:
+def _read_container(mm, verify: bool) -> tuple:
+    """``(meta, index, parts, (major, minor))`` of the container in ``mm``: the header, META, INDEX and the
+    parts in file order, each checked (``verify``: also the parts' stream checksums)."""
+    size = len(mm)
+    major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc = _parse_header(bytes(mm[:_CHEADER.size]), size)
+    pos = _CHEADER.size
+    meta = _parse_meta(read_piece(mm, pos, meta_len, meta_crc, "META"), nparts)
+    pos += meta_len + pad8(meta_len)
+    index = _read_index(mm, pos, index_len, index_crc, n, nparts, meta["index_dtype"])
+    pos += index_len + pad8(index_len)
+    parts = _read_parts(mm, pos, meta["parts"], np.bincount(index, minlength=nparts), verify)
+    return meta, index, parts, (major, minor)
+
+
+def _read_index(mm, pos: int, index_len: int, index_crc: int, n: int, nparts: int, idt: np.dtype) -> np.ndarray:
+    """INDEX: the class of each of the ``n`` images (a copy), every one below ``nparts``."""
+    if index_len != n * idt.itemsize:
+        raise FormatError(f"INDEX: {index_len} bytes, expected {n} images x {idt.itemsize}")
+    index = np.frombuffer(read_piece(mm, pos, index_len, index_crc, "INDEX"), dtype=idt).copy()
+    if n and int(index.max()) >= nparts:
+        raise FormatError("INDEX: class index out of range")
+    return index
+
+
+def _read_parts(mm, pos: int, spans: list, counts: np.ndarray, verify: bool) -> list:
+    """The parts (tables mapped from ``mm``), each starting where the previous piece ends, with as many rows
+    as INDEX names images of its class and the rows of part 0; nothing after the last."""
+    size = len(mm)
+    parts = []
+    view = memoryview(mm)
+    try:
+        for k, (start, nbytes) in enumerate(spans):
+            if start != pos or nbytes + pad8(nbytes) > size - start:
+                raise FormatError(f"PART {k}: misplaced or runs past the end of the file")
+            try:
+                c, _version = parse_table(view[start:start + nbytes], verify)
+            except FormatError as e:
+                raise FormatError(f"PART {k}: {e}") from None
+            if c.n != counts[k] or (k and (c.d != parts[0].d or c.dtype != parts[0].dtype)):
+                raise FormatError(f"PART {k}: {c.n} rows of {c.d} {c.dtype} values, the index names "
+                                  f"{counts[k]} images of this class"
+                                  + (f" and part 0 has rows of {parts[0].d} {parts[0].dtype}" if k else ""))
+            check_padding(mm, start + nbytes, f"PART {k}")
+            parts.append(c)
+            pos = start + nbytes + pad8(nbytes)
+    except BaseException:
+        parts = view = None  # drop views of the map so that it can close
+        raise
+    if pos != size:
+        raise FormatError("PART: unexpected bytes after the last part")
+    return parts
+
+
+class ImageReader(PathReader):
     """Random access to a saved :class:`ImageStore` (open with :func:`gedenb.open`).
 
     :meth:`read_images` decodes only the requested images, straight from
@@ -425,63 +505,22 @@ class ImageReader:
     """
 
     def __init__(self, path, verify: bool = True):
-        from .store import _parse
-
         self.path = Path(os.fspath(path))
         self._verify = bool(verify)
-        with self.path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < _CHEADER.size:
-                raise FormatError(f"header: file has {size} bytes, too short for an image store [{self.path}]")
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._mm = map_file(self.path, _CHEADER.size, "too short for an image store")
         try:
-            major, minor, nparts, n, meta_len, meta_crc, index_len, index_crc = _parse_header(
-                bytes(self._mm[:_CHEADER.size]), size)
-            pos = _CHEADER.size
-            meta = _parse_meta(_section(self._mm, pos, meta_len, meta_crc, "META"), nparts)
-            pos += meta_len + _pad8(meta_len)
-            idt = meta["index_dtype"]
-            if index_len != n * idt.itemsize:
-                raise FormatError(f"INDEX: {index_len} bytes, expected {n} images x {idt.itemsize}")
-            index = np.frombuffer(_section(self._mm, pos, index_len, index_crc, "INDEX"), dtype=idt).copy()
-            if n and int(index.max()) >= nparts:
-                raise FormatError("INDEX: class index out of range")
-            pos += index_len + _pad8(index_len)
-            counts = np.bincount(index, minlength=nparts)
-            parts = []
-            view = memoryview(self._mm)
-            for k, (start, nbytes) in enumerate(meta["parts"]):
-                if start != pos or nbytes + _pad8(nbytes) > size - start:
-                    raise FormatError(f"PART {k}: misplaced or runs past the end of the file")
-                try:
-                    c, _version = _parse(view[start:start + nbytes], self._verify)
-                except FormatError as e:
-                    raise FormatError(f"PART {k}: {e}") from None
-                if c.n != counts[k] or (k and (c.d != parts[0].d or c.dtype != parts[0].dtype)):
-                    raise FormatError(f"PART {k}: {c.n} rows of {c.d} {c.dtype} values, the index names "
-                                      f"{counts[k]} images of this class"
-                                      + (f" and part 0 has rows of {parts[0].d} {parts[0].dtype}" if k else ""))
-                _check_padding(self._mm, start + nbytes, f"PART {k}")
-                parts.append(c)
-                pos = start + nbytes + _pad8(nbytes)
-            if pos != size:
-                raise FormatError("PART: unexpected bytes after the last part")
+            meta, index, parts, self.version = _read_container(self._mm, self._verify)
             self.transform = _check_meta_against_parts(meta, parts)
         except BaseException:
-            parts = view = None  # drop views of the map so it can close
-            try:
-                self._mm.close()
-            except BufferError:  # a traceback frame still views it; it closes when freed
-                pass
+            parts = None  # drop views of the map so it can close
+            release(self._mm)  # a traceback frame may still view it; it closes when freed
             raise
-        shape, classes = meta["image_shape"], meta["classes"]
         self.parts = tuple(parts)
-        self.classes = classes
+        self.classes = meta["classes"]
         self.class_index = index
-        self.image_shape = shape
-        self.nbytes = size
-        self.version = (major, minor)
-        self._ranks = class_ranks(index, nparts)
+        self.image_shape = meta["image_shape"]
+        self.nbytes = len(self._mm)
+        self._ranks = class_ranks(index, len(parts))
         self._factors = [p.codecs.factor for p in parts]
 
     def __len__(self) -> int:
@@ -554,24 +593,10 @@ class ImageReader:
                 self.read_images(images[rows])
 
     def close(self) -> None:
+        """Drop this reader's parts; the map closes once no array views of it remain."""
         for name in ("parts", "_factors"):
             self.__dict__.pop(name, None)
-        try:
-            self._mm.close()
-        except BufferError:  # arrays handed out still view the map; it closes with them
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __getstate__(self):
-        return {"path": str(self.path), "verify": self._verify}
-
-    def __setstate__(self, state):
-        self.__init__(state["path"], verify=state["verify"])
+        release(self._mm)
 
     def __repr__(self) -> str:
         return (f"<gedenb.ImageReader {self.path}: {len(self)} images {self.image_shape}, "

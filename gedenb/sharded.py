@@ -19,7 +19,9 @@ IDs index the shared bases table, so row ``i`` of the table decodes from one
 shard and one base without touching any other row.  Every file's size and
 CRC-32 is in the manifest; a store is written into a temporary folder next
 to ``path``, fsync'ed and renamed into place, so a crash never leaves a
-half-valid store at ``path``.
+half-valid store at ``path``.  The reader checks the streams as the
+``.gede`` reader checks its sections, with the functions of
+:mod:`gedenb.container` (checksums, padding bits, base IDs, row numbers).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import collections
 import errno
 import json
 import mmap
-import operator
 import os
 import re
 import shutil
@@ -43,10 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from .compressed import MAX_ROW_BITS, MAX_ROWS, _DerivedSizes
+from .container import RowReader, frozen, max_base_id, release, row_indices, stream_problem
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, column_dtypes
 from .errors import FormatError
 from .layout import ceil_log2, decode_rows, make_layout
-from .store import _PathReader
 
 __all__ = ["FORMAT_NAME", "MANIFEST", "SHARDED_VERSION", "ShardedReader", "ShardedSummary", "is_sharded"]
 
@@ -129,7 +130,22 @@ class ShardedSummary(_DerivedSizes):
 # writing (used by gedenb.dask; workers call write_words)
 # --------------------------------------------------------------------------
 def write_words(folder, name: str, words: np.ndarray) -> dict:
-    """Write a uint64 bit stream (or int64 array) to ``folder/name``, fsync'ed; its manifest entry."""
+    """Write a uint64 bit stream (or int64 array) to ``folder/name``, fsync'ed; its manifest entry.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The store's (temporary) folder.
+    name : str
+        The new file's name (it must not exist).
+    words : uint64 or int64 ndarray
+        The stream, written little-endian.
+
+    Returns
+    -------
+    dict
+        ``{"file": name, "nbytes": ..., "crc32": ...}``.
+    """
     a = np.ascontiguousarray(words, dtype="<i8" if words.dtype.kind == "i" else "<u8")
     view = memoryview(a).cast("B")
     with builtins.open(os.path.join(os.fspath(folder), name), "xb") as f:
@@ -140,13 +156,28 @@ def write_words(folder, name: str, words: np.ndarray) -> dict:
 
 
 def shard_name(index: int, generation: str = "") -> str:
+    """The file name of shard ``index``.
+
+    Parameters
+    ----------
+    index : int
+        The shard's number (from 0).
+    generation : str, default ""
+        The tag of the store's generation (:func:`generation`), put in front.
+    """
     return f"{generation}shard-{index:06d}.u64"
 
 
 def generation(tmp) -> str:
     """The tag that the files of a store written in folder ``tmp`` carry in their names: the random part of
     the temporary folder's name (:func:`new_store_folder`), so that an overwrite can move them next to the
-    files of the store it replaces without a clash."""
+    files of the store it replaces without a clash.
+
+    Parameters
+    ----------
+    tmp : str or os.PathLike
+        The temporary folder, as :func:`new_store_folder` made it.
+    """
     name = Path(os.fspath(tmp)).name
     return "g" + name[:-len(".tmp")].rsplit(".", 1)[1] + "-"
 
@@ -156,7 +187,18 @@ def _canonical(body: dict) -> bytes:
 
 
 def manifest_body(summary: ShardedSummary, files: dict, shards: list) -> dict:
-    """The manifest of a store (without its own checksum)."""
+    """The manifest of a store (without its own checksum).
+
+    Parameters
+    ----------
+    summary : ShardedSummary
+        What the store holds.
+    files : dict
+        Manifest entries (:func:`write_words`) of ``bases``, ``condensed``, ``weights`` and, for a table
+        given as a DataFrame, ``frame``.
+    shards : list of dict
+        The shards' entries in order, each with its ``rows``.
+    """
     c = summary.codecs
     return {
         "format": FORMAT_NAME,
@@ -182,6 +224,15 @@ def manifest_body(summary: ShardedSummary, files: dict, shards: list) -> dict:
 
 
 def write_manifest(folder, body: dict) -> None:
+    """Write ``folder/manifest.json``: ``body`` with the CRC-32 of its canonical JSON, fsync'ed.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The store's (temporary) folder.
+    body : dict
+        The manifest, as :func:`manifest_body` gives it.
+    """
     doc = dict(body)
     doc["crc32"] = zlib.crc32(_canonical(body))
     raw = json.dumps(doc, sort_keys=True, indent=1, allow_nan=False).encode()
@@ -192,7 +243,13 @@ def write_manifest(folder, body: dict) -> None:
 
 
 def new_store_folder(path) -> Path:
-    """A fresh temporary folder beside ``path`` to build a store in."""
+    """A fresh temporary folder beside ``path`` to build a store in.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the store will be; its parent folder must exist.
+    """
     path = Path(os.fspath(path))
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -214,7 +271,22 @@ def _fsync_dir(folder) -> None:
 
 
 def check_target(path, overwrite: bool) -> None:
-    """Refuse a target that exists, unless it is an empty folder or ``overwrite`` allows replacing a store."""
+    """Refuse a target that exists, unless it is an empty folder or ``overwrite`` allows replacing a store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the store is to be written.
+    overwrite : bool
+        Whether an existing sharded store there may be replaced.
+
+    Raises
+    ------
+    FileNotFoundError
+        The parent folder does not exist.
+    FileExistsError
+        ``path`` exists and may not (or, not being a sharded store, cannot) be replaced.
+    """
     p = Path(os.fspath(path))
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
@@ -253,6 +325,15 @@ def commit_store(tmp: Path, path, overwrite: bool) -> None:
     renamed over the old one -- the one step that switches versions -- and only then are the old files
     removed.  A crash at any point leaves a complete store at ``path``: the old one up to the manifest's
     rename, the new one after it (with files of the other version left over at most).
+
+    Parameters
+    ----------
+    tmp : Path
+        The temporary folder holding the finished store (:func:`new_store_folder`).
+    path : str or os.PathLike
+        Where the store goes.
+    overwrite : bool
+        As :func:`check_target`.
     """
     path = Path(os.fspath(path))
     check_target(path, overwrite)
@@ -281,7 +362,13 @@ def commit_store(tmp: Path, path, overwrite: bool) -> None:
 
 
 def looks_like_a_store(path) -> bool:
-    """Whether folder ``path`` holds files named as a sharded store's are (a store that lost its manifest)."""
+    """Whether folder ``path`` holds files named as a sharded store's are (a store that lost its manifest).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder.
+    """
     try:
         return any(_STORE_FILE.match(name) for name in os.listdir(path))
     except OSError:
@@ -289,7 +376,13 @@ def looks_like_a_store(path) -> bool:
 
 
 def is_sharded(path) -> bool:
-    """Whether ``path`` is a folder holding a sharded-store manifest."""
+    """Whether ``path`` is a folder holding a sharded-store manifest.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path.
+    """
     p = Path(os.fspath(path))
     return p.is_dir() and (p / MANIFEST).is_file()
 
@@ -363,7 +456,119 @@ def _parse_manifest(raw: bytes) -> dict:
     return doc
 
 
-class ShardedReader(_PathReader):
+def _words_bytes(nbits: int) -> int:
+    """Bytes of a uint64 bit stream of ``nbits`` bits."""
+    return 8 * ((nbits + 63) // 64)
+
+
+def _manifest_shape(doc: dict) -> tuple:
+    """``(n, d, m, dtype)`` of the manifest, within the format's limits."""
+    n = _int(doc, "n", 1, MAX_ROWS)
+    d = _int(doc, "d", 1, 1 << 31)
+    m = _int(doc, "m", 0, n)
+    if n + m > MAX_ROWS:
+        raise FormatError(f"manifest: n + m exceeds {MAX_ROWS}")
+    dtype = _dtype(doc.get("dtype"))
+    if (dtype.names is not None and len(dtype.names) != d):
+        raise FormatError(f"manifest: dtype has {len(dtype.names)} fields, d={d}")
+    return n, d, m, dtype
+
+
+def _manifest_codecs(doc: dict, d: int, dtype: np.dtype) -> tuple:
+    """``(kind, width, scale, offset)`` of the ``d`` column codecs, each checked against its column's dtype."""
+    codecs = doc.get("codecs")
+    if not isinstance(codecs, dict):
+        raise FormatError("manifest: codecs missing")
+    kind = np.array(_int_list(codecs, "kind", d, INT, IEEE), dtype=np.uint8)
+    width = np.array(_int_list(codecs, "width", d, 0, 64), dtype=np.int64)
+    scale = np.array(_int_list(codecs, "scale", d, 0, 1074), dtype=np.int64)
+    offset = np.array(_int_list(codecs, "offset", d, 0, (1 << 64) - 1), dtype=np.uint64)
+    cdt = column_dtypes(dtype, d)
+    for j in range(d):
+        dt = cdt[j]
+        nbits = 1 if dt == np.bool_ else 8 * dt.itemsize
+        ok = (kind[j] == INT) == (dt.kind in "biu")
+        ok &= kind[j] not in (DEC, BIN) or dt.itemsize >= 4
+        ok &= kind[j] in (DEC, BIN) or (width[j] <= nbits and (nbits == 64 or int(offset[j]) >> nbits == 0))
+        ok &= kind[j] != DEC or scale[j] <= 9
+        ok &= kind[j] in (DEC, BIN) or scale[j] == 0
+        ok &= dt != np.bool_ or int(offset[j]) + (1 << int(width[j])) - 1 <= 1
+        if not ok:
+            raise FormatError(f"manifest: codec of column {j} does not fit its dtype {dt}")
+    return kind, width, scale, offset
+
+
+def _manifest_bases(doc: dict, width: np.ndarray, n: int, m: int) -> tuple:
+    """``(l_t, n_b, tau, base mask)``: the row bits against the codecs, the mask against them and ``n_b``."""
+    l_t = int(width.sum())
+    if _int(doc, "l_t", 0, MAX_ROW_BITS) != l_t:
+        raise FormatError("manifest: l_t is not the sum of the codec widths")
+    n_b = _int(doc, "n_bases", 1, n + m)
+    tau = _int(doc, "tau", 1)
+    try:
+        mask_bytes = bytes.fromhex(doc.get("base_mask"))
+    except (TypeError, ValueError):
+        raise FormatError("manifest: base_mask is not hex") from None
+    if len(mask_bytes) != (l_t + 7) // 8:
+        raise FormatError("manifest: base_mask has the wrong length")
+    mask = np.unpackbits(np.frombuffer(mask_bytes, dtype=np.uint8))
+    if mask[l_t:].any():
+        raise FormatError("manifest: base_mask padding bits must be zero")
+    mask = mask[:l_t].astype(bool)
+    l_b = int(mask.sum())
+    if l_b < 64 and n_b > 1 << l_b:
+        raise FormatError(f"manifest: {l_b} base bits cannot give n_b={n_b} distinct bases")
+    return l_t, n_b, tau, mask
+
+
+def _manifest_search(doc: dict, l_t: int, n: int, m: int) -> tuple:
+    """``(beta positions, entropy, greedy sizes, sample rows)``: what the compressor's search found."""
+    beta = doc.get("beta_positions")
+    if not isinstance(beta, list):
+        raise FormatError("manifest: beta_positions missing")
+    beta = np.array(_int_list(doc, "beta_positions", len(beta), 0, max(l_t - 1, 0)), dtype=np.int64)
+    if np.unique(beta).size != beta.size or (beta.size == 0) != (m == 0):
+        raise FormatError("manifest: beta positions repeated, or condensed rows without clustering")
+    entropy = doc.get("entropy")
+    if not isinstance(entropy, list) or len(entropy) != l_t or not all(isinstance(v, (int, float)) for v in entropy):
+        raise FormatError("manifest: entropy must hold l_t numbers")
+    sizes = doc.get("greedy_sizes")
+    if not isinstance(sizes, list):
+        raise FormatError("manifest: greedy_sizes missing")
+    sizes = _int_list(doc, "greedy_sizes", len(sizes), 0, 1 << 62)
+    sample = _int(doc, "sample_rows", 1, n)
+    return beta, entropy, sizes, sample
+
+
+def _manifest_shards(doc: dict, n: int) -> tuple:
+    """``(shard entries, rows per shard, file entries)``: rows summing to ``n``, file names distinct, a frame
+    schema exactly in the stores of its version."""
+    shards = doc.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise FormatError("manifest: shards missing")
+    rows = []
+    for s in shards:
+        r = s.get("rows") if isinstance(s, dict) else None
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise FormatError("manifest: every shard needs rows >= 1")
+        rows.append(r)
+    if sum(rows) != n:
+        raise FormatError(f"manifest: shard rows sum to {sum(rows)}, expected n={n}")
+    names = [s.get("file") for s in shards]
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        raise FormatError("manifest: files missing")
+    roles = ("bases", "condensed", "weights") + (("frame",) if "frame" in files else ())
+    if ("frame" in files) != (doc["version"][0] == FRAME_SHARDED_VERSION[0]):
+        raise FormatError("manifest: a frame schema is in exactly the stores of version "
+                          f"{FRAME_SHARDED_VERSION[0]}.x")
+    others = [files.get(k, {}).get("file") if isinstance(files.get(k), dict) else None for k in roles]
+    if len(set(names + others)) != len(names) + len(roles):
+        raise FormatError("manifest: file names repeated")
+    return shards, rows, files
+
+
+class ShardedReader(RowReader):
     """Random access to a sharded store (see the module docstring).
 
     Create with :func:`gedenb.open` on the store's folder.  Rows are
@@ -390,6 +595,8 @@ class ShardedReader(_PathReader):
     nbytes : int
         Bytes of all files of the store.
     """
+
+    _name = "ShardedReader"
 
     def __init__(self, path, verify: bool = True):
         self.path = Path(os.fspath(path))
@@ -439,9 +646,7 @@ class ShardedReader(_PathReader):
         renamed over one of its shards, raises FormatError instead of giving rows of neither version or
         reading past the end of a shorter file."""
         if nbytes == 0:
-            empty = np.zeros(0, dtype=np.uint64)
-            empty.setflags(write=False)
-            return None, empty
+            return None, frozen(np.zeros(0, dtype=np.uint64))[0]
         try:
             f = p.open("rb")
         except FileNotFoundError:
@@ -455,20 +660,12 @@ class ShardedReader(_PathReader):
             mm = mmap.mmap(f.fileno(), nbytes, access=mmap.ACCESS_READ)
         return mm, np.frombuffer(mm, dtype="<u8")
 
-    def _problem(self, words, crc: int, nbits: int, what: str) -> str | None:
-        """What is wrong with a mapped stream (checksum when verifying, padding bits), or None."""
-        if self._verify and zlib.crc32(words) != crc:
-            return f"{what}: checksum mismatch (the file is corrupt)"
-        if nbits % 64 and int(words[-1]) & ((1 << (64 - nbits % 64)) - 1):
-            return f"{what}: padding bits of the last word must be zero"
-        return None
-
     def _map(self, entry, expect_bytes: int, nbits: int, what: str):
         """Map a file kept open for the reader's lifetime (bases, condensed rows, weights)."""
         mm, words = self._mmap(self._file(entry, expect_bytes, what), expect_bytes, what)
         if mm is not None:
             self._maps.append(mm)
-        problem = self._problem(words, entry["crc32"], nbits, what)
+        problem = stream_problem(words, entry["crc32"], nbits, what, self._verify)
         if problem:
             raise FormatError(problem)
         return words
@@ -510,136 +707,24 @@ class ShardedReader(_PathReader):
             return words
 
     def _open(self) -> None:
+        """Read the manifest, check it, map the bases, condensed rows and weights, check the shards (one pass
+        when verifying), then build the summary."""
         self._maps = []
         self._ids = {}
-        try:
-            with builtins.open(self.path / MANIFEST, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise FormatError(f"manifest: {MANIFEST} is not a regular file")
-                if size > MAX_MANIFEST_BYTES:
-                    raise FormatError(f"manifest: {size:,} bytes, more than a store's manifest can need "
-                                      f"({MAX_MANIFEST_BYTES:,})")
-                raw = f.read(MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
-            raise FormatError(f"manifest: no {MANIFEST} in this folder") from None
+        raw = self._read_manifest()
         doc = _parse_manifest(raw)
-        n = _int(doc, "n", 1, MAX_ROWS)
-        d = _int(doc, "d", 1, 1 << 31)
-        m = _int(doc, "m", 0, n)
-        if n + m > MAX_ROWS:
-            raise FormatError(f"manifest: n + m exceeds {MAX_ROWS}")
-        dtype = _dtype(doc.get("dtype"))
-        if (dtype.names is not None and len(dtype.names) != d):
-            raise FormatError(f"manifest: dtype has {len(dtype.names)} fields, d={d}")
-        codecs = doc.get("codecs")
-        if not isinstance(codecs, dict):
-            raise FormatError("manifest: codecs missing")
-        kind = np.array(_int_list(codecs, "kind", d, INT, IEEE), dtype=np.uint8)
-        width = np.array(_int_list(codecs, "width", d, 0, 64), dtype=np.int64)
-        scale = np.array(_int_list(codecs, "scale", d, 0, 1074), dtype=np.int64)
-        offset = np.array(_int_list(codecs, "offset", d, 0, (1 << 64) - 1), dtype=np.uint64)
-        cdt = column_dtypes(dtype, d)
-        for j in range(d):
-            dt = cdt[j]
-            nbits = 1 if dt == np.bool_ else 8 * dt.itemsize
-            ok = (kind[j] == INT) == (dt.kind in "biu")
-            ok &= kind[j] not in (DEC, BIN) or dt.itemsize >= 4
-            ok &= kind[j] in (DEC, BIN) or (width[j] <= nbits and (nbits == 64 or int(offset[j]) >> nbits == 0))
-            ok &= kind[j] != DEC or scale[j] <= 9
-            ok &= kind[j] in (DEC, BIN) or scale[j] == 0
-            ok &= dt != np.bool_ or int(offset[j]) + (1 << int(width[j])) - 1 <= 1
-            if not ok:
-                raise FormatError(f"manifest: codec of column {j} does not fit its dtype {dt}")
-        l_t = int(width.sum())
-        if _int(doc, "l_t", 0, MAX_ROW_BITS) != l_t:
-            raise FormatError("manifest: l_t is not the sum of the codec widths")
-        n_b = _int(doc, "n_bases", 1, n + m)
-        tau = _int(doc, "tau", 1)
-        try:
-            mask_bytes = bytes.fromhex(doc.get("base_mask"))
-        except (TypeError, ValueError):
-            raise FormatError("manifest: base_mask is not hex") from None
-        if len(mask_bytes) != (l_t + 7) // 8:
-            raise FormatError("manifest: base_mask has the wrong length")
-        mask = np.unpackbits(np.frombuffer(mask_bytes, dtype=np.uint8))
-        if mask[l_t:].any():
-            raise FormatError("manifest: base_mask padding bits must be zero")
-        mask = mask[:l_t].astype(bool)
-        l_b = int(mask.sum())
-        if l_b < 64 and n_b > 1 << l_b:
-            raise FormatError(f"manifest: {l_b} base bits cannot give n_b={n_b} distinct bases")
-        beta = doc.get("beta_positions")
-        if not isinstance(beta, list):
-            raise FormatError("manifest: beta_positions missing")
-        beta = np.array(_int_list(doc, "beta_positions", len(beta), 0, max(l_t - 1, 0)), dtype=np.int64)
-        if np.unique(beta).size != beta.size or (beta.size == 0) != (m == 0):
-            raise FormatError("manifest: beta positions repeated, or condensed rows without clustering")
-        entropy = doc.get("entropy")
-        if not isinstance(entropy, list) or len(entropy) != l_t or not all(isinstance(v, (int, float)) for v in entropy):
-            raise FormatError("manifest: entropy must hold l_t numbers")
-        sizes = doc.get("greedy_sizes")
-        if not isinstance(sizes, list):
-            raise FormatError("manifest: greedy_sizes missing")
-        sizes = _int_list(doc, "greedy_sizes", len(sizes), 0, 1 << 62)
-        sample = _int(doc, "sample_rows", 1, n)
-        shards = doc.get("shards")
-        if not isinstance(shards, list) or not shards:
-            raise FormatError("manifest: shards missing")
-        rows = []
-        for s in shards:
-            r = s.get("rows") if isinstance(s, dict) else None
-            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-                raise FormatError("manifest: every shard needs rows >= 1")
-            rows.append(r)
-        if sum(rows) != n:
-            raise FormatError(f"manifest: shard rows sum to {sum(rows)}, expected n={n}")
-        names = [s.get("file") for s in shards]
-        files = doc.get("files")
-        if not isinstance(files, dict):
-            raise FormatError("manifest: files missing")
-        roles = ("bases", "condensed", "weights") + (("frame",) if "frame" in files else ())
-        if ("frame" in files) != (doc["version"][0] == FRAME_SHARDED_VERSION[0]):
-            raise FormatError("manifest: a frame schema is in exactly the stores of version "
-                              f"{FRAME_SHARDED_VERSION[0]}.x")
-        others = [files.get(k, {}).get("file") if isinstance(files.get(k), dict) else None for k in roles]
-        if len(set(names + others)) != len(names) + len(roles):
-            raise FormatError("manifest: file names repeated")
-
+        n, d, m, dtype = _manifest_shape(doc)
+        kind, width, scale, offset = _manifest_codecs(doc, d, dtype)
+        l_t, n_b, tau, mask = _manifest_bases(doc, width, n, m)
+        beta, entropy, sizes, sample = _manifest_search(doc, l_t, n, m)
+        shards, rows, files = _manifest_shards(doc, n)
         id_bits = ceil_log2(n_b)
-        rec_bits = id_bits + l_t - l_b
-        words = lambda k: 8 * ((k + 63) // 64)  # noqa: E731
-        from .store import _max_base_id
-
-        bases = self._map(files.get("bases"), words(n_b * l_b), n_b * l_b, "bases")
-        cond = self._map(files.get("condensed"), words(m * rec_bits), m * rec_bits, "condensed")
-        wmap = self._map(files.get("weights"), 8 * m, 64 * m, "weights")
-        weights = wmap.view("<i8").astype(np.int64)
-        if m and (weights.min() < 1 or float(weights.sum(dtype=np.float64)) > 2.0 * n or int(weights.sum()) != n):
-            raise FormatError(f"weights: must be >= 1 and sum to n={n}")
-        if self._verify and id_bits and m and _max_base_id(cond, rec_bits, id_bits, m) >= n_b:
-            raise FormatError(f"condensed: a record names a base ID >= n_b={n_b}")
-        self._shard_files, self._shard_bytes = [], []
-        for i, (entry, r) in enumerate(zip(shards, rows)):
-            what = f"shard {i}"
-            p = self._file(entry, words(r * rec_bits), what)
-            self._shard_files.append(p.name)
-            self._shard_bytes.append(words(r * rec_bits))
-            if self._verify:  # one sequential pass; the map is dropped again
-                mm, a = self._mmap(p, words(r * rec_bits), what)
-                problem = self._problem(a, entry["crc32"], r * rec_bits, what)
-                if not problem and id_bits and _max_base_id(a, rec_bits, id_bits, r) >= n_b:
-                    problem = f"{what}: a record names a base ID >= n_b={n_b}"
-                del a
-                if mm is not None:
-                    mm.close()
-                if problem:
-                    raise FormatError(problem)
-
+        rec_bits = id_bits + l_t - int(mask.sum())
+        bases, cond, weights = self._map_tables(files, n, m, n_b, int(mask.sum()), id_bits, rec_bits)
+        self._check_shards(shards, rows, rec_bits, id_bits, n_b)
         frame, frame_bytes = self._frame(files.get("frame"), dtype)
         codecs = Codecs(kind, width, offset, scale)
-        for a in (*codecs, mask, beta, weights):
-            a.setflags(write=False)
+        frozen(*codecs, mask, beta, weights)
         self.layout = make_layout(width, mask, n_b)
         self._bases, self._cond = bases, cond
         self._open_shards = collections.OrderedDict()
@@ -654,6 +739,53 @@ class ShardedReader(_PathReader):
             greedy_sizes=np.asarray(sizes, dtype=np.int64), tau=tau, shard_rows=np.asarray(rows, dtype=np.int64),
             sample_rows=sample, frame=frame, frame_bytes=frame_bytes,
         )
+
+    def _read_manifest(self) -> bytes:
+        """The bytes of ``manifest.json``: a regular file of at most :data:`MAX_MANIFEST_BYTES`."""
+        try:
+            with builtins.open(self.path / MANIFEST, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise FormatError(f"manifest: {MANIFEST} is not a regular file")
+                if size > MAX_MANIFEST_BYTES:
+                    raise FormatError(f"manifest: {size:,} bytes, more than a store's manifest can need "
+                                      f"({MAX_MANIFEST_BYTES:,})")
+                return f.read(MAX_MANIFEST_BYTES + 1)
+        except FileNotFoundError:
+            raise FormatError(f"manifest: no {MANIFEST} in this folder") from None
+
+    def _map_tables(self, files: dict, n: int, m: int, n_b: int, l_b: int, id_bits: int, rec_bits: int) -> tuple:
+        """``(bases, condensed records, weights)``, mapped and checked (``verify``: the condensed rows' base IDs)."""
+        bases = self._map(files.get("bases"), _words_bytes(n_b * l_b), n_b * l_b, "bases")
+        cond = self._map(files.get("condensed"), _words_bytes(m * rec_bits), m * rec_bits, "condensed")
+        wmap = self._map(files.get("weights"), 8 * m, 64 * m, "weights")
+        weights = wmap.view("<i8").astype(np.int64)
+        if m and (weights.min() < 1 or float(weights.sum(dtype=np.float64)) > 2.0 * n or int(weights.sum()) != n):
+            raise FormatError(f"weights: must be >= 1 and sum to n={n}")
+        if self._verify and id_bits and m and max_base_id(cond, rec_bits, id_bits, m) >= n_b:
+            raise FormatError(f"condensed: a record names a base ID >= n_b={n_b}")
+        return bases, cond, weights
+
+    def _check_shards(self, shards: list, rows: list, rec_bits: int, id_bits: int, n_b: int) -> None:
+        """Every shard's file against its entry (``verify``: its checksum and base IDs, one sequential pass whose
+        maps are dropped again); sets the shards' file names and sizes."""
+        self._shard_files, self._shard_bytes = [], []
+        for i, (entry, r) in enumerate(zip(shards, rows)):
+            what = f"shard {i}"
+            nbytes = _words_bytes(r * rec_bits)
+            p = self._file(entry, nbytes, what)
+            self._shard_files.append(p.name)
+            self._shard_bytes.append(nbytes)
+            if self._verify:
+                mm, a = self._mmap(p, nbytes, what)
+                problem = stream_problem(a, entry["crc32"], r * rec_bits, what, self._verify)
+                if not problem and id_bits and max_base_id(a, rec_bits, id_bits, r) >= n_b:
+                    problem = f"{what}: a record names a base ID >= n_b={n_b}"
+                del a
+                if mm is not None:
+                    mm.close()
+                if problem:
+                    raise FormatError(problem)
 
     # --- public surface -------------------------------------------------------
     def _s(self) -> ShardedSummary:
@@ -679,9 +811,6 @@ class ShardedReader(_PathReader):
     @property
     def n_shards(self) -> int:
         return len(self._s().shard_rows)
-
-    def __len__(self) -> int:
-        return self.n
 
     def _decode(self, stream, rows, what):
         s = self._s()
@@ -710,10 +839,8 @@ class ShardedReader(_PathReader):
         TypeError, IndexError, ValueError
             As :meth:`gedenb.Reader.read_rows`.
         """
-        from .store import _row_indices
-
         s = self._s()
-        rows = _row_indices(indices, s.n)
+        rows = row_indices(indices, s.n)
         if as_frame is not None:
             from .decode import rows_as
 
@@ -736,17 +863,6 @@ class ShardedReader(_PathReader):
             return self._decode(self._shard(0), rows, "shard 0")
         return out
 
-    def __getitem__(self, indices) -> np.ndarray:
-        """``r[i]`` is row ``i``; ``r[idx]`` and ``r[a:b]`` as :meth:`read_rows`."""
-        if isinstance(indices, tuple):
-            raise TypeError("a ShardedReader indexes rows only: use r[rows] and select columns from the result")
-        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
-            i, n = operator.index(indices), self.n
-            if not -n <= i < n:
-                raise IndexError(f"row index {i} is out of range for {n} rows")
-            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
-        return self.read_rows(indices)
-
     def condensed(self):
         """Condensed samples (float64, one column per column or field) and weights, as :func:`gedenb.condensed`."""
         from .encode import as_float64
@@ -764,10 +880,7 @@ class ShardedReader(_PathReader):
         self._maps = getattr(self, "_maps", [])
         self._open_shards = collections.OrderedDict()
         for mm in self._maps:
-            try:
-                mm.close()
-            except BufferError:
-                pass
+            release(mm)
         self._maps = []
 
     def __repr__(self) -> str:

@@ -1,4 +1,8 @@
-"""The ``.gede`` file: atomic writer and memory-mapped random-access reader.
+"""The ``.gede`` file of one table: its writer and its memory-mapped random-access reader.
+
+Built on :mod:`gedenb.container` (section frames, checksums, padding, the
+mapped reader's base, row numbers); :func:`gedenb.open` and
+:func:`gedenb.save` (:mod:`gedenb.files`) choose this module for a table.
 
 Layout (all integers little-endian; ``docs/FORMAT.md`` is the reference)::
 
@@ -25,15 +29,12 @@ crash, a hang, a huge allocation or wrong rows.
 
 from __future__ import annotations
 
-import builtins
+import collections
+import dataclasses
 import errno
-import mmap
-import operator
 import os
 import stat
 import struct
-import tempfile
-import threading
 import zlib
 from pathlib import Path
 
@@ -46,13 +47,30 @@ from . import frames as _frames
 from . import predict as _predict
 from ._optional import MissingDependency
 from .compressed import MAX_ROW_BITS, MAX_ROWS, Compressed, _check_compressed
+from .container import (
+    INT64,
+    SECTION,
+    RowReader,
+    check_sealed,
+    checked_bytes,
+    crc,
+    frozen,
+    map_file,
+    max_base_id,
+    pad8,
+    read_section,
+    release,
+    row_indices,
+    seal,
+    stream_problem,
+)
 from .decode import _decode_rows, cluster_stats_of, recompute_condensed_blocks, rows_as
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64, encode_columns
 from .errors import FormatError
 from .layout import ceil_log2, make_layout
 from .sizes import CODEC_ENTRY_BYTES, FIELD_ENTRY_BYTES, FIXED_HEADER_BYTES
 
-__all__ = ["FIELDS_FORMAT_VERSION", "FORMAT_VERSION", "MAGIC", "Reader", "open", "save"]
+__all__ = ["FIELDS_FORMAT_VERSION", "FORMAT_VERSION", "MAGIC", "Reader", "parse_table", "table_writer", "to_bytes"]
 
 MAGIC = b"\x89GEDE\r\n\x1a"
 #: (major, minor) written by this version for a homogeneous table; readers
@@ -84,7 +102,6 @@ HEADER_FIELDS = (
     "magic", "major", "minor", "flags", "n", "m", "d", "l_t", "n_b", "beta", "tau",
     "dtype", "n_sections", "reserved0", "total_bytes", "reserved1", "reserved2", "crc32",
 )
-_SECTION = struct.Struct("<4sIQ")
 _CODEC = np.dtype([("kind", "<u1"), ("width", "<u1"), ("scale", "<i2"), ("reserved", "<u4"), ("offset", "<u8")])
 assert _CODEC.itemsize == CODEC_ENTRY_BYTES
 _TAGS = (b"CODC", b"BMSK", b"BETA", b"BASE", b"RECS", b"WGHT")
@@ -104,8 +121,6 @@ _PREDICT_TAG = b"PRED"
 #: Sections of entropy-coded deviations (format 3.x), after WGHT.
 _CODED_TAGS = (b"MODL", b"RIDX", b"ROWS")
 _DTYPE_NAMES = {np.dtype(t).newbyteorder("<").str.encode(): np.dtype(t) for t in SUPPORTED_DTYPES}
-#: First bytes of an image container (gedenb.images), which :func:`open` hands to ImageReader.
-_IMAGES_MAGIC = b"\x89GEDI\r\n\x1a"
 
 
 # --------------------------------------------------------------------------
@@ -223,8 +238,7 @@ def _header(c: Compressed, total: int) -> bytes:
         c.n, c.m, c.d, c.row_bits, c.n_bases, c.beta, c.tau,
         dtype.ljust(8, b"\0"), nsec, 0, total, 0, 0, 0,
     )
-    raw = _HEADER.pack(*fields)
-    return raw[:-4] + struct.pack("<I", zlib.crc32(raw[:-4]))
+    return seal(_HEADER.pack(*fields))
 
 
 def _write(c: Compressed, write) -> int:
@@ -235,13 +249,13 @@ def _write(c: Compressed, write) -> int:
     unverified = getattr(c, "unverified", None) or {}
     for tag, payload in _sections(c):
         view = memoryview(payload).cast("B")
-        pad = -len(view) % 8
-        crc = zlib.crc32(view)
-        if tag in unverified and crc != unverified[tag]:  # opened with verify=False: check before rewriting
+        pad = pad8(len(view))
+        scrc = zlib.crc32(view)
+        if tag in unverified and scrc != unverified[tag]:  # opened with verify=False: check before rewriting
             raise FormatError(f"{tag.decode()}: checksum mismatch: the table was opened with verify=False and "
                               "this section is damaged; not writing it into a new file")
-        parts.append((_SECTION.pack(tag, crc, len(view)), view, b"\0" * pad))
-        total += _SECTION.size + len(view) + pad
+        parts.append((SECTION.pack(tag, scrc, len(view)), view, b"\0" * pad))
+        total += SECTION.size + len(view) + pad
     write(_header(c, total))
     for frame, view, pad in parts:
         write(frame)
@@ -252,121 +266,46 @@ def _write(c: Compressed, write) -> int:
 
 
 def to_bytes(c: Compressed) -> bytes:
-    """The ``.gede`` file of ``c`` as bytes (deterministic)."""
+    """The ``.gede`` file of ``c`` as bytes (deterministic).
+
+    Parameters
+    ----------
+    c : Compressed
+        The table, as :func:`gedenb.compress` returns it (or a reader's ``compressed``).
+
+    Raises
+    ------
+    ValueError
+        ``c`` is not a table the reader would accept (hand-made or damaged).
+    """
     out = bytearray()
     _write(c, out.extend)
     return bytes(out)
 
 
-_UMASK_LOCK = threading.Lock()
+def table_writer(c: Compressed):
+    """Check that ``c`` can be written, and return ``write_to(write) -> size`` that streams its file.
 
+    The check runs now, before :func:`gedenb.save` creates any file; ``write_to`` passes the file's bytes
+    to ``write`` (bytes-like pieces, in order) and returns their total, as :func:`to_bytes` would give them.
 
-def _umask() -> int:
-    try:  # Linux >= 4.7: read it without changing it
-        with builtins.open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _serializer(obj):
-    """``write_to(write) -> size`` for a Compressed table or a :class:`gedenb.images.ImageStore`."""
-    if isinstance(obj, Compressed):
-        _check_writable(obj)
-        return lambda write: _write(obj, write)
-    if type(obj).__name__ == "ImageStore":  # imported only when needed: images builds on this module
-        from .images import ImageStore, write_image_store
-
-        if isinstance(obj, ImageStore):
-            return lambda write: write_image_store(obj, write)
-    raise TypeError(f"expected a gedenb.Compressed result or a gedenb.images.ImageStore, got {type(obj).__name__}")
-
-
-def save(c, path) -> int:
-    """Write ``c`` to ``path`` atomically; return the bytes written.
-
-    The file is written to a temporary file ``.NAME.XXXXXXXX.tmp`` in the
-    same folder, flushed and fsync'ed, then renamed over ``path``: an
-    exception, ``KeyboardInterrupt`` or full disk during the save leaves any
-    previous file at ``path`` intact and removes the temporary file.  Only a
-    process killed outright (SIGKILL, power loss) can leave the temporary
-    file behind -- never a partial file at ``path``.  The new file gets the
-    permission bits of the file it replaces, or ``0o666 & ~umask``.  The
-    same result always gives the same bytes.
-
-    ``c`` may also be a :class:`gedenb.images.ImageStore`; it is written as
-    an image container (one ``.gede`` table per class) the same way.
+    Parameters
+    ----------
+    c : Compressed
+        The table.
 
     Raises
     ------
-    TypeError
-        ``c`` is neither a :class:`gedenb.Compressed` nor an image store.
-    FileNotFoundError
-        The folder of ``path`` does not exist.
-    OSError
-        Writing failed (the previous file is intact).
+    ValueError
+        ``c`` is not a table the reader would accept (hand-made or damaged).
     """
-    write_to = _serializer(c)
-    path = Path(os.fspath(path))
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"folder {folder} does not exist", str(path))
-    try:
-        st = os.stat(path)
-        mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
-    except OSError:
-        mode = None
-    if mode is None:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            size = write_to(f.write)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable where the platform allows it
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return size
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-    return size
+    _check_writable(c)
+    return lambda write: _write(c, write)
 
 
 # --------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------
-def _frozen(*arrays):
-    for a in arrays:
-        if a.flags.writeable:
-            a.setflags(write=False)
-    return arrays
-
-
-def _crc(buf, start: int, nbytes: int) -> int:
-    """CRC-32 of ``buf[start:start + nbytes]`` without copying it."""
-    with memoryview(buf) as view:
-        return zlib.crc32(view[start:start + nbytes])
-
-
 def _parse_fields(raw: bytes, d: int) -> np.dtype:
     """The structured dtype described by a FLDS payload (see :func:`_fields_payload`)."""
     fixed = FIELD_ENTRY_BYTES * d
@@ -421,78 +360,157 @@ def _check_codecs(kind, width, offset, dtype: np.dtype, where: str) -> None:
         raise FormatError("CODC: a bool column could decode to a value other than 0 or 1")
 
 
-def _parse(buf, verify: bool):
-    """Validate the file in ``buf`` (bytes or mmap) and map it as a Compressed.
+#: The header's fields, by the names of :data:`HEADER_FIELDS`.
+_Fields = collections.namedtuple("_Fields", HEADER_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What the header says the file holds (checked against itself and the file's length)."""
+
+    dtype: np.dtype | None  # None for a mixed-dtype table: its fields are in FLDS
+    structured: bool
+    entropy: bool
+    predicted: bool
+    framed: bool
+    #: A later minor than this reader knows: reserved fields may be used, extension sections may follow.
+    newer: bool
+    #: 1 where section LERN may follow the required sections.
+    optional: int
+    #: The required sections, in file order.
+    tags: tuple
+
+
+def parse_table(buf, verify: bool) -> tuple:
+    """Validate the ``.gede`` file in ``buf`` and map it as a Compressed.
 
     Every header field is checked against the others and against the file
-    length before anything is allocated from it or handed to a kernel.
-    Returns ``(compressed, (major, minor))``.
+    length before anything is allocated from it or handed to a kernel; the
+    steps follow the file: header, sections' framing, the small sections,
+    the streams, then the table.
+
+    Parameters
+    ----------
+    buf : bytes-like
+        The whole file (bytes, an mmap, or a memoryview of a part of an image container).
+    verify : bool
+        Also check the CRC-32 of the streams and every record's base ID (as :func:`gedenb.open`).
+
+    Returns
+    -------
+    (Compressed, (major, minor))
+        The table, its arrays views of ``buf``, and the file's format version.
+
+    Raises
+    ------
+    FormatError
+        The file breaks a rule of ``docs/FORMAT.md``; the message names the section.
     """
+    h = _read_header(buf)
+    plan = _plan(h, len(buf))
+    _check_counts(h)
+    sections = _frame_sections(buf, h, plan, verify)
+    codecs, dtype = _read_codecs(buf, sections, h, plan)
+    mask, beta_pos, l_b, id_bits, rec_bits = _read_positions(buf, sections, h, plan)
+    bases, records, weights = _read_streams(buf, sections, h, l_b, id_bits, rec_bits, verify)
+    layout = make_layout(codecs.width, mask, h.n_b)
+    coded = _read_coded(buf, sections, h, codecs, mask, bases, layout, dtype, verify) if plan.entropy else None
+    pred = _predict.from_bytes(_payload(buf, sections, _PREDICT_TAG), codecs, dtype, int(h.d), int(h.n),
+                               int(h.n + h.m)) if plan.predicted else None
+    unverified = None if verify else {tag: sections[tag][2] for tag in (b"BASE", b"RECS", b"WGHT", b"RIDX", b"ROWS")
+                                      if tag in sections}
+    compressed = Compressed(
+        shape=(int(h.n), int(h.d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(h.n_b),
+        bases=bases, records=records, weights=weights, beta_positions=beta_pos,
+        store_condensed=bool(h.flags & _FLAG_CONDENSED), entropy=np.zeros(0),
+        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(h.tau), layout=layout, coded=coded, predict=pred,
+        unverified=unverified,
+    )
+    frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
+    if plan.framed or _LEARN_TAG in sections:
+        compressed = _with_extras(compressed, _payload(buf, sections, _FRAME_TAG) if plan.framed else b"",
+                                  _payload(buf, sections, _LEARN_TAG) if _LEARN_TAG in sections else b"")
+    return compressed, (int(h.major), int(h.minor))
+
+
+def _read_header(buf) -> _Fields:
+    """The fixed header, checked: long enough, the magic, a supported major version, its CRC, the file's length."""
     size = len(buf)
     if size < FIXED_HEADER_BYTES:
         raise FormatError(f"header: file has {size} bytes, a .gede file has at least {FIXED_HEADER_BYTES}")
     head = bytes(buf[:FIXED_HEADER_BYTES])
-    (magic, major, minor, flags, n, m, d, l_t, n_b, beta, tau, dt, nsec, r0, total, r1, r2,
-     crc) = _HEADER.unpack(head)
-    if magic != MAGIC:
+    h = _Fields._make(_HEADER.unpack(head))
+    if h.magic != MAGIC:
         raise FormatError("header: not a .gede file (bad magic bytes)")
-    if major not in SUPPORTED_MAJOR:
+    if h.major not in SUPPORTED_MAJOR:
         raise FormatError(
-            f"header: file format version {major}.{minor} is not supported; "
+            f"header: file format version {h.major}.{h.minor} is not supported; "
             f"this gedenb reads major version(s) {', '.join(map(str, SUPPORTED_MAJOR))} "
             f"(any minor), and writes {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]} "
             f"({FIELDS_FORMAT_VERSION[0]}.{FIELDS_FORMAT_VERSION[1]} for mixed-dtype tables, "
             f"{ENTROPY_FORMAT_VERSION[0]}.{ENTROPY_FORMAT_VERSION[1]} for entropy-coded deviations)"
         )
-    if zlib.crc32(head[:-4]) != crc:
-        raise FormatError("header: checksum mismatch (the file is corrupt)")
-    if total != size:
-        raise FormatError(f"header: file should have {total} bytes but has {size} (truncated or extended)")
+    check_sealed(head)
+    if h.total_bytes != size:
+        raise FormatError(f"header: file should have {h.total_bytes} bytes but has {size} (truncated or extended)")
+    return h
+
+
+def _plan(h: _Fields, size: int) -> _Plan:
+    """The dtype, flags, sections and reserved fields of the header, checked against its version."""
+    major, minor, flags = h.major, h.minor, h.flags
     newer = minor > _KNOWN_MINOR[major]  # a later minor may add sections and use reserved fields
-    structured = dt.rstrip(b"\0") == _STRUCT_DTYPE
-    dtype = _DTYPE_NAMES.get(dt.rstrip(b"\0"))
+    structured = h.dtype.rstrip(b"\0") == _STRUCT_DTYPE
+    dtype = _DTYPE_NAMES.get(h.dtype.rstrip(b"\0"))
     if structured and major < 2:
         raise FormatError(f"header: dtype {_STRUCT_DTYPE.decode()} (a mixed-dtype table) needs format 2.x, "
                           f"the file says {major}.{minor}")
     if dtype is None and not structured:
-        raise FormatError(f"header: unsupported dtype {dt!r}")
-    tags_in_order = _section_tags(structured)
+        raise FormatError(f"header: unsupported dtype {h.dtype!r}")
+    tags = _section_tags(structured)
     entropy = bool(flags & _FLAG_ENTROPY)
     if entropy != (major == ENTROPY_FORMAT_VERSION[0]):
         raise FormatError(f"header: the ENTROPY flag is set exactly in format {ENTROPY_FORMAT_VERSION[0]}.x files")
     if entropy:
-        tags_in_order = tags_in_order + _CODED_TAGS
+        tags = tags + _CODED_TAGS
     predicted = bool(flags & _FLAG_PREDICT)
     if predicted and (not entropy or minor < PREDICT_FORMAT_VERSION[1]):
         raise FormatError(f"header: the PREDICT flag needs format {PREDICT_FORMAT_VERSION[0]}."
                           f"{PREDICT_FORMAT_VERSION[1]} or later with entropy-coded deviations")
     if predicted:
-        tags_in_order = tags_in_order + (_PREDICT_TAG,)
+        tags = tags + (_PREDICT_TAG,)
     extras = minor >= EXTRAS_VERSION[major][1]  # sections FRAM and LERN may follow
     framed = bool(flags & _FLAG_FRAME)
     if framed and (not extras or not structured):
         raise FormatError(f"header: the FRAME flag needs a mixed-dtype table and format "
                           f"{EXTRAS_VERSION[major][0]}.{EXTRAS_VERSION[major][1]} or later")
     if framed:
-        tags_in_order = tags_in_order + (_FRAME_TAG,)
+        tags = tags + (_FRAME_TAG,)
     if flags & ~(_FLAG_CONDENSED | _FLAG_CLUSTERED | _FLAG_ENTROPY | _FLAG_PREDICT | _FLAG_FRAME):
         raise FormatError(f"header: unknown flags {flags:#x}")
-    optional = 1 if extras and beta else 0  # LERN
-    if nsec < len(tags_in_order) or (nsec > len(tags_in_order) + optional and not newer) \
-            or nsec > (size - FIXED_HEADER_BYTES) // _SECTION.size:
-        raise FormatError(f"header: {nsec} sections (expected {len(tags_in_order)})")
-    if not newer and (r0 or r1 or r2):
+    optional = 1 if extras and h.beta else 0  # LERN
+    nsec = h.n_sections
+    if nsec < len(tags) or (nsec > len(tags) + optional and not newer) \
+            or nsec > (size - FIXED_HEADER_BYTES) // SECTION.size:
+        raise FormatError(f"header: {nsec} sections (expected {len(tags)})")
+    if not newer and (h.reserved0 or h.reserved1 or h.reserved2):
         raise FormatError("header: reserved fields must be zero")
+    return _Plan(dtype, structured, entropy, predicted, framed, newer, optional, tags)
+
+
+def _check_counts(h: _Fields) -> None:
+    """The header's sizes (rows, columns, bits, bases, clustering) against the format's limits and each other."""
+    n, m, d, l_t, n_b, beta = h.n, h.m, h.d, h.l_t, h.n_b, h.beta
     if not 1 <= n <= MAX_ROWS or m > n or n + m > MAX_ROWS:
         raise FormatError(f"header: n={n}, m={m} outside 1 <= n, 0 <= m <= n, n + m <= {MAX_ROWS}")
     if not 1 <= d or not l_t <= min(MAX_ROW_BITS, 64 * d):
         raise FormatError(f"header: d={d}, l_t={l_t} outside 1 <= d, l_t <= min({MAX_ROW_BITS}, 64 d)")
-    if tau < 1:
-        raise FormatError(f"header: tau={tau} must be >= 1")
+    if h.tau < 1:
+        raise FormatError(f"header: tau={h.tau} must be >= 1")
     if not 1 <= n_b <= n + m:
         raise FormatError(f"header: n_b={n_b} must lie in [1, n + m]")
-    condensed_flag = bool(flags & _FLAG_CONDENSED)
-    if bool(beta) != bool(flags & _FLAG_CLUSTERED) or beta > l_t:
+    condensed_flag = bool(h.flags & _FLAG_CONDENSED)
+    if bool(beta) != bool(h.flags & _FLAG_CLUSTERED) or beta > l_t:
         raise FormatError(f"header: beta={beta} does not match the clustering flag or exceeds l_t={l_t}")
     if beta == 0 and (m or not condensed_flag):
         raise FormatError("header: condensed rows or the storage-constrained flag without clustering")
@@ -501,54 +519,53 @@ def _parse(buf, verify: bool):
     if beta and not condensed_flag and m:
         raise FormatError("header: condensed rows present but not flagged")
 
-    # --- section framing: fixed order, lengths within the file ------------------
+
+def _frame_sections(buf, h: _Fields, plan: _Plan, verify: bool) -> dict:
+    """``tag -> (start, nbytes, crc)`` of every section: fixed order, lengths within the file, zero padding,
+    nothing after the last; extension sections (a newer minor) are checked and skipped."""
+    size = len(buf)
     sections = {}
     pos = FIXED_HEADER_BYTES
-    tags = tags_in_order + (None,) * (nsec - len(tags_in_order))
+    tags = plan.tags + (None,) * (h.n_sections - len(plan.tags))
     for tag in tags:
-        name = tag.decode() if tag else "extension section"
-        if pos + _SECTION.size > size:
-            raise FormatError(f"{name}: section header beyond the end of the file")
-        got, scrc, nbytes = _SECTION.unpack(bytes(buf[pos:pos + _SECTION.size]))
-        if tag is not None and got != tag:
-            raise FormatError(f"{name}: expected this section at byte {pos}, found {got!r}")
-        start = pos + _SECTION.size
-        pad = -nbytes % 8
-        if nbytes + pad > size - start:
-            raise FormatError(f"{name}: section of {nbytes} bytes runs past the end of the file")
-        if any(bytes(buf[start + nbytes:start + nbytes + pad])):
-            raise FormatError(f"{name}: padding bytes must be zero")
-        if tag is None and got == _LEARN_TAG and optional and _LEARN_TAG not in sections \
-                and len(sections) == len(tags_in_order):
+        got, scrc, start, nbytes = read_section(buf, pos, tag, tag.decode() if tag else "extension section")
+        if tag is None and got == _LEARN_TAG and plan.optional and _LEARN_TAG not in sections \
+                and len(sections) == len(plan.tags):
             sections[got] = (start, nbytes, scrc)  # the optional LERN, right after the required sections
         elif tag is None:
             if got in _TAGS or got in (_FIELDS_TAG, _PREDICT_TAG, _FRAME_TAG, _LEARN_TAG) or got in _CODED_TAGS:
                 raise FormatError(f"{got.decode()}: section repeated or misplaced")
-            if not newer:
-                raise FormatError(f"{got!r}: unknown section in a format {major}.{minor} file")
-            if verify and _crc(buf, start, nbytes) != scrc:
+            if not plan.newer:
+                raise FormatError(f"{got!r}: unknown section in a format {h.major}.{h.minor} file")
+            if verify and crc(buf, start, nbytes) != scrc:
                 raise FormatError(f"{got!r}: checksum mismatch (the file is corrupt)")
         else:
             sections[tag] = (start, nbytes, scrc)
-        pos = start + nbytes + pad
+        pos = start + nbytes + pad8(nbytes)
     if pos != size:
         raise FormatError(f"{tags[-1].decode() if tags[-1] else 'extension section'}: "
                           f"{size - pos} unexpected bytes after the last section")
+    return sections
 
-    def expect(tag, nbytes):
-        if sections[tag][1] != nbytes:
-            raise FormatError(f"{tag.decode()}: {sections[tag][1]} bytes, expected {nbytes}")
 
-    def payload(tag):
-        start, nbytes, scrc = sections[tag]
-        raw = bytes(buf[start:start + nbytes])
-        if zlib.crc32(raw) != scrc:
-            raise FormatError(f"{tag.decode()}: checksum mismatch (the file is corrupt)")
-        return raw
+def _expect(sections: dict, tag: bytes, nbytes: int) -> None:
+    """A section's length against the one its header fields give."""
+    if sections[tag][1] != nbytes:
+        raise FormatError(f"{tag.decode()}: {sections[tag][1]} bytes, expected {nbytes}")
 
-    # --- CODC: one codec per column, consistent with the dtype and l_t ---------
-    expect(b"CODC", d * CODEC_ENTRY_BYTES)
-    codec = np.frombuffer(payload(b"CODC"), dtype=_CODEC)
+
+def _payload(buf, sections: dict, tag: bytes) -> bytes:
+    """A (small) section's payload, copied and checked against its CRC-32 whatever ``verify`` says."""
+    start, nbytes, scrc = sections[tag]
+    return checked_bytes(buf, start, nbytes, scrc, tag.decode())
+
+
+def _read_codecs(buf, sections: dict, h: _Fields, plan: _Plan) -> tuple:
+    """``(codecs, dtype)`` from CODC (and FLDS for a mixed-dtype table), every codec checked against its column's
+    dtype and the header's ``l_t``."""
+    d, l_t = h.d, h.l_t
+    _expect(sections, b"CODC", d * CODEC_ENTRY_BYTES)
+    codec = np.frombuffer(_payload(buf, sections, b"CODC"), dtype=_CODEC)
     kind = codec["kind"].astype(np.uint8)
     width = codec["width"].astype(np.int64)
     scale = codec["scale"].astype(np.int64)
@@ -561,8 +578,9 @@ def _parse(buf, verify: bool):
         raise FormatError(f"CODC: column widths sum to {int(width.sum())}, the header says l_t={l_t}")
     if (codec["reserved"] != 0).any() or ((kind != DEC) & (kind != BIN) & (scale != 0)).any():
         raise FormatError("CODC: reserved fields must be zero")
-    if structured:  # FLDS: the fields' names and dtypes; CODC is checked against each field's dtype
-        dtype = _parse_fields(payload(_FIELDS_TAG), d)
+    dtype = plan.dtype
+    if plan.structured:  # FLDS: the fields' names and dtypes; CODC is checked against each field's dtype
+        dtype = _parse_fields(_payload(buf, sections, _FIELDS_TAG), d)
         groups = [(dt, np.flatnonzero([dtype.fields[f][0] == dt for f in dtype.names]),
                    f"the {dt} field(s) " + ", ".join(repr(f) for f in dtype.names if dtype.fields[f][0] == dt))
                   for dt in dict.fromkeys(dtype.fields[f][0] for f in dtype.names)]
@@ -572,11 +590,15 @@ def _parse(buf, verify: bool):
         _check_codecs(kind[cols], width[cols], offset[cols], dt, where)
     if ((kind == DEC) & ((scale < 0) | (scale > 9))).any() or ((kind == BIN) & ((scale < 0) | (scale > 1074))).any():
         raise FormatError("CODC: fixed-point scale out of range (decimal 0..9, binary 0..1074)")
-    codecs = Codecs(*_frozen(kind, width, offset, scale))
+    return Codecs(*frozen(kind, width, offset, scale)), dtype
 
-    # --- BMSK: the base positions; BETA: the clustering positions -------------
-    expect(b"BMSK", (l_t + 7) // 8)
-    mask = np.unpackbits(np.frombuffer(payload(b"BMSK"), dtype=np.uint8))
+
+def _read_positions(buf, sections: dict, h: _Fields, plan: _Plan) -> tuple:
+    """``(mask, beta positions, l_b, id_bits, rec_bits)`` from BMSK (the base positions) and BETA (the
+    clustering positions): base bits, bits of a base ID and of a record."""
+    l_t, n_b = h.l_t, h.n_b
+    _expect(sections, b"BMSK", (l_t + 7) // 8)
+    mask = np.unpackbits(np.frombuffer(_payload(buf, sections, b"BMSK"), dtype=np.uint8))
     if mask[l_t:].any():
         raise FormatError("BMSK: padding bits must be zero")
     mask = mask[:l_t].astype(bool)
@@ -584,32 +606,27 @@ def _parse(buf, verify: bool):
     if l_b < 64 and n_b > 1 << l_b:
         raise FormatError(f"BMSK: {l_b} base bits cannot give n_b={n_b} distinct bases")
     id_bits = ceil_log2(n_b)
-    rec_bits = id_bits + (0 if entropy else l_t - l_b)  # entropy-coded: RECS holds only the base IDs
-    expect(b"BETA", 4 * beta)
-    beta_pos = np.frombuffer(payload(b"BETA"), dtype="<u4").astype(np.int64)
+    rec_bits = id_bits + (0 if plan.entropy else l_t - l_b)  # entropy-coded: RECS holds only the base IDs
+    _expect(sections, b"BETA", 4 * h.beta)
+    beta_pos = np.frombuffer(_payload(buf, sections, b"BETA"), dtype="<u4").astype(np.int64)
     if beta_pos.size and (beta_pos.max() >= l_t or np.unique(beta_pos).size != beta_pos.size):
         raise FormatError(f"BETA: positions out of range [0, {l_t}) or repeated")
-    if beta and rec_bits == 0 and l_b == l_t:
+    if h.beta and rec_bits == 0 and l_b == l_t:
         raise FormatError("BETA: clustering positions in a table whose rows are all equal")
+    return mask, beta_pos, l_b, id_bits, rec_bits
 
-    # --- the streams: sizes first, then checksums and contents ----------------
-    expect(b"BASE", 8 * ((n_b * l_b + 63) // 64))
-    expect(b"RECS", 8 * (((n + m) * rec_bits + 63) // 64))
+
+def _read_streams(buf, sections: dict, h: _Fields, l_b: int, id_bits: int, rec_bits: int, verify: bool) -> tuple:
+    """``(bases, records, weights)``: BASE, RECS and WGHT mapped after their sizes are checked, then their
+    checksums (``verify``), padding bits, the weights and (``verify``) every record's base ID."""
+    n, m, n_b = h.n, h.m, h.n_b
+    _expect(sections, b"BASE", 8 * ((n_b * l_b + 63) // 64))
+    _expect(sections, b"RECS", 8 * (((n + m) * rec_bits + 63) // 64))
     wbits = ceil_log2(n)
-    expect(b"WGHT", 8 * ((m * wbits + 63) // 64))
-
-    def words(tag, used_bits):
-        start, nbytes, scrc = sections[tag]
-        a = np.frombuffer(buf, dtype="<u8", count=nbytes // 8, offset=start)
-        if verify and _crc(buf, start, nbytes) != scrc:
-            raise FormatError(f"{tag.decode()}: checksum mismatch (the file is corrupt)")
-        if used_bits % 64 and int(a[-1]) & ((1 << (64 - used_bits % 64)) - 1):
-            raise FormatError(f"{tag.decode()}: padding bits of the last word must be zero")
-        return a
-
-    bases = words(b"BASE", n_b * l_b)
-    records = words(b"RECS", (n + m) * rec_bits)
-    wwords = words(b"WGHT", m * wbits)
+    _expect(sections, b"WGHT", 8 * ((m * wbits + 63) // 64))
+    bases = _words(buf, sections, b"BASE", n_b * l_b, verify)
+    records = _words(buf, sections, b"RECS", (n + m) * rec_bits, verify)
+    wwords = _words(buf, sections, b"WGHT", m * wbits, verify)
     weights = np.zeros(0, dtype=np.int64)
     if m:
         weights = _bits.unpack_fixed(np.ascontiguousarray(wwords, dtype=np.uint64), wbits, m).astype(np.int64) + 1
@@ -617,44 +634,39 @@ def _parse(buf, verify: bool):
         if float(weights.sum(dtype=np.float64)) > 2.0 * n or int(weights.sum()) != n:
             raise FormatError(f"WGHT: weights sum to {int(weights.sum(dtype=np.float64))}, expected n={n}")
     if verify and id_bits:
-        bad = _max_base_id(records, rec_bits, id_bits, n + m)
+        bad = max_base_id(records, rec_bits, id_bits, n + m)
         if bad >= n_b:
             raise FormatError(f"RECS: a record names base ID {bad} >= n_b={n_b}")
+    return bases, records, weights
 
-    layout = make_layout(width, mask, n_b)
-    coded = None
-    if entropy:
-        ridx_start, ridx_bytes, ridx_crc = sections[b"RIDX"]
-        rows_start, rows_bytes, rows_crc = sections[b"ROWS"]
-        if verify and (_crc(buf, ridx_start, ridx_bytes) != ridx_crc or _crc(buf, rows_start, rows_bytes) != rows_crc):
-            raise FormatError("RIDX/ROWS: checksum mismatch (the file is corrupt)")
-        if ridx_bytes % 8:
-            raise FormatError(f"RIDX: {ridx_bytes} bytes, not whole 64-bit words")
-        coded = _coding.coded_from_file(
-            payload(b"MODL"), np.frombuffer(buf, dtype="<u8", count=ridx_bytes // 8, offset=ridx_start),
-            np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(d),
-            int(n + m), bases, layout, int(n_b), dtype, verify)
-    pred = _predict.from_bytes(payload(_PREDICT_TAG), codecs, dtype, int(d), int(n), int(n + m)) if predicted else None
-    unverified = None if verify else {tag: sections[tag][2] for tag in (b"BASE", b"RECS", b"WGHT", b"RIDX", b"ROWS")
-                                      if tag in sections}
-    compressed = Compressed(
-        shape=(int(n), int(d)), dtype=dtype, codecs=codecs, base_mask=mask, n_bases=int(n_b),
-        bases=bases, records=records, weights=weights, beta_positions=beta_pos,
-        store_condensed=condensed_flag, entropy=np.zeros(0),
-        greedy_sizes=np.zeros(0, dtype=np.int64), tau=int(tau), layout=layout, coded=coded, predict=pred,
-        unverified=unverified,
-    )
-    _frozen(mask, weights, beta_pos, compressed.entropy, compressed.greedy_sizes)
-    if framed or _LEARN_TAG in sections:
-        compressed = _with_extras(compressed, payload(_FRAME_TAG) if framed else b"",
-                                  payload(_LEARN_TAG) if _LEARN_TAG in sections else b"")
-    return compressed, (int(major), int(minor))
+
+def _words(buf, sections: dict, tag: bytes, used_bits: int, verify: bool) -> np.ndarray:
+    """A bit-stream section as uint64 words (a view of ``buf``), its checksum and padding bits checked."""
+    start, nbytes, scrc = sections[tag]
+    a = np.frombuffer(buf, dtype="<u8", count=nbytes // 8, offset=start)
+    problem = stream_problem(a, scrc, used_bits, tag.decode(), verify)
+    if problem:
+        raise FormatError(problem)
+    return a
+
+
+def _read_coded(buf, sections: dict, h: _Fields, codecs: Codecs, mask: np.ndarray, bases: np.ndarray, layout,
+                dtype: np.dtype, verify: bool):
+    """The entropy-coded deviations (format 3.x): MODL, and RIDX and ROWS as views of ``buf``."""
+    ridx_start, ridx_bytes, ridx_crc = sections[b"RIDX"]
+    rows_start, rows_bytes, rows_crc = sections[b"ROWS"]
+    if verify and (crc(buf, ridx_start, ridx_bytes) != ridx_crc or crc(buf, rows_start, rows_bytes) != rows_crc):
+        raise FormatError("RIDX/ROWS: checksum mismatch (the file is corrupt)")
+    if ridx_bytes % 8:
+        raise FormatError(f"RIDX: {ridx_bytes} bytes, not whole 64-bit words")
+    return _coding.coded_from_file(
+        _payload(buf, sections, b"MODL"), np.frombuffer(buf, dtype="<u8", count=ridx_bytes // 8, offset=ridx_start),
+        np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(h.d),
+        int(h.n + h.m), bases, layout, int(h.n_b), dtype, verify)
 
 
 def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compressed:
     """``c`` with its FRAM and LERN sections parsed and checked against the table."""
-    import dataclasses
-
     frame = None
     if frame_raw:
         try:
@@ -681,30 +693,7 @@ def _with_extras(c: Compressed, frame_raw: bytes, learn_raw: bytes) -> Compresse
     return dataclasses.replace(c, frame=frame, frame_bytes=frame_raw, learning=learning, learning_bytes=learn_raw)
 
 
-class _PathReader:
-    """What every reader opened from a path shares: a context manager that closes it, and pickling as
-    ``(path, verify)`` so that a copy (e.g. in a DataLoader worker) reopens the same store."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __reduce__(self):
-        return (type(self), (str(self.path), self._verify))
-
-    def warmup(self) -> None:
-        """Compile (or load from the on-disk cache) every kernel that reading rows of this store uses: one
-        row, small and large batches.  Processes forked afterwards (DataLoader workers) inherit them and
-        compile nothing; :class:`gedenb.torch.ImageDataset` calls it in the parent."""
-        from ._numba import warmup_rows
-
-        for rows in warmup_rows(self.n, self.d):
-            self.read_rows(rows)
-
-
-class Reader(_PathReader):
+class Reader(RowReader):
     """Random access to a ``.gede`` file through a read-only memory map.
 
     Create with :func:`gedenb.open`.  Only the header and the small sections
@@ -730,6 +719,8 @@ class Reader(_PathReader):
         Format version of the file.
     """
 
+    _name = "Reader"
+
     def __init__(self, path, verify: bool = True):
         self.path = Path(os.fspath(path))
         self._verify = bool(verify)
@@ -738,24 +729,19 @@ class Reader(_PathReader):
             raise IsADirectoryError(errno.EISDIR, "is a directory, not a .gede file", str(self.path))
         if not stat.S_ISREG(st.st_mode):  # a FIFO or device could block or never end
             raise FormatError(f"header: {self.path} is not a regular file")
-        with self.path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < FIXED_HEADER_BYTES:
-                raise FormatError(f"header: file has {size} bytes, a .gede file has at least "
-                                  f"{FIXED_HEADER_BYTES} [{self.path}]")
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._mm = map_file(self.path, FIXED_HEADER_BYTES, f"a .gede file has at least {FIXED_HEADER_BYTES}")
         error = None
         try:
-            self.compressed, self.version = _parse(self._mm, self._verify)
+            self.compressed, self.version = parse_table(self._mm, self._verify)
         except FormatError as e:
             error = FormatError(f"{e} [{self.path}]")
         except BaseException:
-            self._close_map()
+            release(self._mm)
             raise
         if error is not None:  # raised outside the handler: no traceback keeps views of the map alive
-            self._close_map()
+            release(self._mm)
             raise error
-        self.nbytes = size
+        self.nbytes = len(self._mm)
         self._factor = self.compressed.codecs.factor  # writable, as decompress passes it: one compiled kernel
         c = self.compressed
         # plain (untransformed) image stores read 1-D int64 indices through the image decoder directly
@@ -807,9 +793,6 @@ class Reader(_PathReader):
     def beta_positions(self) -> np.ndarray:
         return self._c().beta_positions
 
-    def __len__(self) -> int:
-        return self.n
-
     def read_rows(self, indices, as_frame=None):
         """Decode only the given rows.
 
@@ -842,36 +825,19 @@ class Reader(_PathReader):
             opened with ``verify=False``).
         """
         if as_frame is not None:
-            rows = _row_indices(indices, self._c().n)
+            rows = row_indices(indices, self._c().n)
             return rows_as(self._c(), self.read_rows(rows), rows, as_frame)
         lean = self._lean  # None once closed
-        if lean is not None and type(indices) is np.ndarray and indices.dtype is _INT64 and indices.ndim == 1 \
+        if lean is not None and type(indices) is np.ndarray and indices.dtype is INT64 and indices.ndim == 1 \
                 and (flags := indices.flags).c_contiguous and flags.aligned:
             # the image decoder checks every index in its kernel; the full validation below only runs to
             # raise the error it gives for a bad index (IndexError), else the row is corrupt
             try:
                 return lean(indices)
             except FormatError as e:
-                _row_indices(indices, self.n)
+                row_indices(indices, self.n)
                 raise FormatError(f"RECS: {e} [{self.path}]") from None
-        c = self._c()
-        rows = _row_indices(indices, c.n)
-        try:
-            return _decode_rows(c, rows, self._factor)
-        except FormatError as e:
-            raise FormatError(f"RECS: {e} [{self.path}]") from None
-
-    def __getitem__(self, indices) -> np.ndarray:
-        """``r[i]`` is row ``i`` (1-D, or one ``numpy.void`` record of a mixed-dtype table); ``r[idx]`` and
-        ``r[a:b]`` are as :meth:`read_rows`."""
-        if isinstance(indices, tuple):
-            raise TypeError("a Reader indexes rows only: use r[rows] and select columns from the result")
-        if isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
-            i, n = operator.index(indices), self.n
-            if not -n <= i < n:
-                raise IndexError(f"row index {i} is out of range for {n} rows")
-            return self.read_rows(np.array([i % n], dtype=np.int64))[0]
-        return self.read_rows(indices)
+        return self._read_block(row_indices(indices, self._c().n))
 
     def condensed(self, exact: bool = True):
         """Condensed samples and weights, as :func:`gedenb.condensed`.
@@ -880,6 +846,22 @@ class Reader(_PathReader):
         ``exact``); else the stored samples, decoded from rows
         ``n .. n + m - 1``; in the storage-constrained mode they are
         recomputed from all rows.
+
+        Parameters
+        ----------
+        exact : bool, default True
+            Use the exact cluster statistics of section LERN where the file
+            has them; False ignores them (the samples as described above).
+
+        Returns
+        -------
+        samples : (m, d) float64
+        weights : (m,) int64
+
+        Raises
+        ------
+        ValueError
+            The table was compressed without clustering, or the reader is closed.
         """
         c = self._c()
         if c.beta == 0:
@@ -891,137 +873,25 @@ class Reader(_PathReader):
         # a sample may be a signalling NaN (exact data of a float column): widening it is not an error
         with np.errstate(invalid="ignore"):
             if c.store_condensed:
-                rows = np.arange(c.n, c.n + c.m, dtype=np.int64)
-                try:
-                    vals = _decode_rows(c, rows, self._factor)
-                except FormatError as e:
-                    raise FormatError(f"RECS: {e} [{self.path}]") from None
+                vals = self._read_block(np.arange(c.n, c.n + c.m, dtype=np.int64))
                 return as_float64(vals), np.array(c.weights)
             return recompute_condensed_blocks(c, read)
 
     def _read_block(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (checked int64), a corrupt record reported as a FormatError of RECS naming the file."""
         try:
             return _decode_rows(self._c(), rows, self._factor)
         except FormatError as e:
             raise FormatError(f"RECS: {e} [{self.path}]") from None
 
-    def _close_map(self) -> None:
-        try:
-            self._mm.close()
-        except BufferError:  # arrays handed out still view the map; it closes with them
-            pass
-
     def close(self) -> None:
         """Drop this reader's references to the map; it closes once no array views remain."""
         self._lean = None  # it holds views of the map; first, as read_rows takes it to mean "open"
         self.__dict__.pop("compressed", None)
-        self._close_map()
+        release(self._mm)  # arrays handed out still view the map: it closes with them
 
     def __repr__(self) -> str:
         if self.closed:
             return f"<gedenb.Reader {self.path} (closed)>"
         return (f"<gedenb.Reader {self.path}: shape={self.shape}, dtype={self.dtype}, n_b={self.n_bases}, "
                 f"m={self.m}, format {self.version[0]}.{self.version[1]}>")
-
-
-_INT64 = np.dtype(np.int64)
-
-
-def _row_indices(indices, n: int) -> np.ndarray:
-    if isinstance(indices, slice):
-        return np.arange(*indices.indices(n), dtype=np.int64)
-    if isinstance(indices, (bool, np.bool_)):
-        raise TypeError("row indices must be integers, not bool")
-    a = np.asarray(indices)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    if a.ndim != 1:
-        raise ValueError(f"row indices must be 1-D, got shape {a.shape}")
-    if a.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if a.dtype == object:  # Python ints beyond the int64 range
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in a):
-            raise TypeError("row indices must be integers; use .astype(np.int64)")
-        for v in a:
-            if not -n <= int(v) < n:
-                raise IndexError(f"row index {int(v)} is out of range for {n} rows")
-        a = np.array([int(v) for v in a], dtype=np.int64)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"row indices must be integers, got dtype {a.dtype}; use .astype(np.int64)")
-    if a.dtype.kind == "u" and a.dtype.itemsize == 8 and int(a.max()) >= n:
-        raise IndexError(f"row index {int(a.max())} is out of range for {n} rows")
-    a = a.astype(np.int64)
-    lo, hi = int(a.min()), int(a.max())
-    if lo < -n or hi >= n:
-        bad = lo if lo < -n else hi
-        raise IndexError(f"row index {bad} is out of range for {n} rows")
-    if lo < 0:
-        a = np.where(a < 0, a + n, a)
-    return np.ascontiguousarray(a)
-
-
-from ._numba import njit  # noqa: E402
-
-
-@njit
-def _max_base_id_kernel(records, rec_bits, id_bits, nrows):
-    best = 0
-    for r in range(nrows):
-        v = _bits._get_bits(records, r * rec_bits, id_bits)
-        if v > best:
-            best = v
-    return best
-
-
-def _max_base_id(records, rec_bits, id_bits, nrows) -> int:
-    return int(_max_base_id_kernel(records, rec_bits, id_bits, nrows))
-
-
-def open(path, verify: bool = True) -> Reader:  # noqa: A001 - mirrors the builtin on purpose
-    """Open a ``.gede`` file for random access.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    verify : bool, default True
-        Check every section's CRC-32 and every record's base ID at open
-        (one sequential pass over the file).  ``False`` checks the header,
-        the small sections (codecs, masks, beta positions) and every size,
-        but not the checksums of the bases, records and weights: decoding
-        still never crashes, and a record naming a base ID out of range
-        raises :class:`FormatError` when it is read, but other flipped bits
-        in those streams go unnoticed.
-
-    Raises
-    ------
-    FormatError
-        The file is not a valid ``.gede`` file; the message names the section.
-    FileNotFoundError
-        No such file.
-    IsADirectoryError
-        ``path`` is a folder.
-
-    Returns
-    -------
-    Reader
-        Or a :class:`gedenb.images.ImageReader` when the file is an image
-        container written from a :class:`gedenb.images.ImageStore`, or a
-        :class:`gedenb.sharded.ShardedReader` when ``path`` is the folder of
-        a sharded store (written by :func:`gedenb.dask.compress`).
-    """
-    p = Path(os.fspath(path))
-    if p.is_dir():
-        from .sharded import ShardedReader, looks_like_a_store
-
-        if (p / "manifest.json").exists() or looks_like_a_store(p):
-            return ShardedReader(p, verify=verify)  # FormatError for a store without its manifest
-        raise IsADirectoryError(errno.EISDIR, "is a folder, neither a .gede file nor a sharded store (no "
-                                "manifest.json)", str(p))
-    if p.is_file():
-        with p.open("rb") as f:
-            magic = f.read(len(MAGIC))
-        if magic == _IMAGES_MAGIC:
-            from .images import ImageReader
-
-            return ImageReader(p, verify=verify)
-    return Reader(p, verify=verify)

@@ -227,7 +227,7 @@ def test_generated_frames_round_trip(df, beta, coding):
         assert "beta" in str(e)
         return
     same_frame(gedenb.decompress(c, as_frame=True), df)
-    from gedenb.store import _parse, to_bytes
+    from gedenb.store import parse_table, to_bytes
 
-    back, _ = _parse(to_bytes(c), verify=True)
+    back, _ = parse_table(to_bytes(c), verify=True)
     same_frame(gedenb.decompress(back, as_frame=True), df)

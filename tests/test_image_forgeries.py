@@ -217,7 +217,7 @@ def _parts_as(dtype):
         h, meta, index, old = split(data)
         out = []
         for p in old:
-            c = gedenb.store._parse(p, True)[0]
+            c = gedenb.store.parse_table(p, True)[0]
             rows = np.zeros((c.n, c.d), dtype=dtype) + np.arange(c.d, dtype=dtype)
             out.append(gedenb.store.to_bytes(gedenb.compress(rows, beta=None)))
         return out
