@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import bits as _bits
-from . import coding as _coding
 from . import learning as _learning
-from . import predict as _predict
 from ._numba import njit
 from .encode import (
     Codecs,
@@ -36,6 +34,11 @@ from .encode import (
     encode_values,
     fit_codecs,
 )
+from .entropy import deviations as _deviations
+from .entropy import fitting as _fitting
+from .entropy import image_models as _image_models
+from .entropy import model as _model
+from .entropy import predict as _predict
 from .layout import Layout, ceil_log2, decode_rows, gather_records, make_layout
 from .sizes import SizeBreakdown, _eq1, fields_bytes, params_bits
 
@@ -167,10 +170,10 @@ class Compressed(_DerivedSizes):
         with the constant positions only (the curve with its plateau).
     tau : int
         The plateau threshold used.
-    coded : gedenb.coding.EntropyCoded or None
+    coded : gedenb.entropy.deviations.EntropyCoded or None
         With ``coding="entropy"``: the rANS-coded deviations (model, row
         index, row streams); ``records`` then holds only the base IDs.
-    predict : gedenb.predict.Prediction or None
+    predict : gedenb.entropy.predict.Prediction or None
         With ``coding="entropy"``: the per-row code transform (lag groups
         with their side arrays, column residuals) applied before the greedy
         base selection and the entropy coding, when it made the table
@@ -417,10 +420,10 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     coding : {"raw", "entropy"}, default "raw"
         How deviations are stored: ``"raw"``, the paper's fixed-width
         records; or ``"entropy"``, static rANS with context models and a row
-        index (:mod:`gedenb.coding`), still randomly accessible per row.  The
+        index (:mod:`gedenb.entropy`), still randomly accessible per row.  The
         greedy base selection then minimises the coded size instead of Eq. 1.
         For a plain table (no ``image_shape``) the column codes may first be
-        rewritten by a per-row invertible transform (:mod:`gedenb.predict`:
+        rewritten by a per-row invertible transform (:mod:`gedenb.entropy.predict`:
         lag groups with a side array, column residuals, ratio groups), kept
         only when the estimated file is smaller with it (``c.predict``).  The
         clustering, the condensed samples and ``c.entropy`` always use the
@@ -482,8 +485,8 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     X, frame = _frame_input(X)
     X = as_table(X)
     tau = _check_int(tau, "tau", lo=1)
-    if coding not in _coding.CODINGS:
-        raise ValueError(f"coding must be one of {_coding.CODINGS}, got {coding!r}")
+    if coding not in _model.CODINGS:
+        raise ValueError(f"coding must be one of {_model.CODINGS}, got {coding!r}")
     if image_shape is not None and coding != "entropy":
         raise ValueError("image_shape is used only with coding='entropy'")
     if beta is not None:
@@ -547,10 +550,10 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
                                                           + len(learning_bytes))
     pred = None
     if coding == "entropy":
-        shape = _coding.check_image_shape(image_shape, d)
+        shape = _image_models.check_image_shape(image_shape, d)
         all_codes = np.concatenate([codes, ccodes]) if m else codes
         all_codes = np.ascontiguousarray(all_codes, dtype=np.uint64)
-        mask, n_b, labels, sizes, costs = _coding.greedy_base_selection(T, counts, H, all_codes, widths, n, m,
+        mask, n_b, labels, sizes, costs = _fitting.greedy_base_selection(T, counts, H, all_codes, widths, n, m,
                                                                         tau, s_params, shape)
         pred = _predict.fit(all_codes, codecs, X.dtype, n) if shape is None else None
         if pred is not None:  # kept only if the table is smaller with it, its section PRED included
@@ -559,7 +562,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
             tT = _bits._transpose_bits(twords, l_t)
             tcounts = _bits._position_counts(tT, 0, n + m)
             tH = _bits.entropy(_bits._position_counts(tT, 0, n), n)
-            got = _coding.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau,
+            got = _fitting.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau,
                                                 s_params + 8 * pred.nbytes, None)
             if got[3].min() < sizes.min():
                 (mask, n_b, labels, sizes, costs), words, all_codes = got, twords, tcodes
@@ -574,7 +577,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     if coding == "entropy":  # records hold only the base IDs; the deviations are rANS-coded
         records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits,
                                  np.zeros((0, 2), dtype=np.int64))
-        coded = _coding.compress_deviations(all_codes, codecs, mask, shape, bases, layout, n_b, X.dtype, costs)
+        coded = _deviations.compress_deviations(all_codes, codecs, mask, shape, bases, layout, n_b, X.dtype, costs)
     else:
         records = gather_records(words, np.arange(n + m, dtype=np.int64), labels, layout.id_bits, layout.dev_runs)
     for a in (mask, weights, beta_pos, H, sizes, bases, records):
@@ -753,12 +756,12 @@ def _decode_rows(c: Compressed, rows: np.ndarray, factor=None) -> np.ndarray:
     if c.coded is None:
         return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, factor)
     if c.predict is not None:  # transformed codes: decode them, undo the transform row by row, then the codecs
-        codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
+        codes = _deviations.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
         return decode_codes(_predict.inverse(codes, rows, c.codecs, c.predict), c.codecs, c.dtype, factor)
     if c.dtype.names is not None:  # mixed dtypes: column codes, then every field through its codecs
-        return decode_codes(_coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
+        return decode_codes(_deviations.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
                             c.dtype)
-    return _coding.decode_rows(c.coded, c.records, rows, c.dtype, factor=factor)
+    return _deviations.decode_rows(c.coded, c.records, rows, c.dtype, factor=factor)
 
 
 def size_breakdown(c: Compressed) -> SizeBreakdown:
@@ -766,7 +769,7 @@ def size_breakdown(c: Compressed) -> SizeBreakdown:
 
     With ``coding="entropy"`` the deviations term is what is stored for
     them: the coding model, the row index and the rows' rANS streams (and
-    section PRED of a transformed table, :mod:`gedenb.predict`).
+    section PRED of a transformed table, :mod:`gedenb.entropy.predict`).
     """
     N = c.n + c.m
     return SizeBreakdown(
