@@ -549,11 +549,10 @@ def _image_arena(ip, base_lev, base_nz, dtab, base_codes, ridx, n_blocks: int, s
 # column codes, the level image and the masks: these have a virtual row between the two parts holding the base's levels
 # of row ``split - 1``, which the lower part's first row sees above it (:func:`_image_params` lays the
 # rows out; the slot words name them), so the loop keeps fewer pointers in registers and a row starts with one copy.
-# Rows of one chain are decoded two rows at a time.  The event step is written twice (chain A, chain B), inline: it was
-# measured slower as a helper when Numba still counted references to the helper's arrays (session 4), and has not been
-# measured as one since the kernels borrow their arrays.  A corrupt chain never stops the loop early (bytes outside the
-# stream read as zeros, an overlong run is cut to its stretch): it is caught by the final check, so the first bad row of
-# a pair is the one reported.
+# Rows of one chain are decoded two rows at a time.  The event step is written twice (chain A, chain B), inline: as one
+# helper for both it is three times slower (measured: the ``Not split:`` note of the kernel).  A corrupt chain never
+# stops the loop early (bytes outside the stream read as zeros, an overlong run is cut to its stretch): it is caught by
+# the final check, so the first bad row of a pair is the one reported.
 
 
 @njit(inline="always")
@@ -626,6 +625,15 @@ def _make_image_two(SPLIT, MULTS):
         Otherwise row ``rA`` into ``out[kA]`` and, if ``kB >= 0``, row ``rB`` into ``out[kB]``.  Returns -1, or
         0 (1) if row A (B) is out of range or corrupt, A first.  Decodes the same events as
         :func:`gedenb.entropy.deviations._decode_row`.
+
+        Not split: the event step written once, as an inline helper for both chains (the chain's direction a
+        compile-time argument; with the state update and renormalisation, and the flat stretch, as helpers of
+        their own), made this kernel 3.2 times slower.  MNIST class 3, median of 3 runs alternating with the
+        unsplit kernel (and the code before the move to gedenb.entropy, in the same numbers as the unsplit
+        kernel) on the shared 2-core machine: ``scripts/entropy_read_profile.py``, image kernels on one thread,
+        1,024 rows in one call 2.36 us per row unsplit, 7.56 us split; one row per call 2.52 us, 7.76 us;
+        ``scripts/entropy_read_speed.py`` one row 3.63 us, 9.48 us; 1,024 rows (parallel) best 1.20 ms,
+        3.82 ms.
         """
         bidA, startA, endA, xA = _image_begin(rA, limit, stream, ids, ip, ridx, bc, bnz, blev, codesA, bufA, nzrA)
         if bidA < 0:
