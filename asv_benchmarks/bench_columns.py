@@ -5,7 +5,7 @@ Data: 200 rows of ``d`` float64 columns, standard normal values rounded to
 rows, ``d / 100`` columns, at least 10).  ``coding="entropy"`` chooses every
 digit's context by the size it gives at every step of the greedy base
 search; since a step changes one column's digits, the context costs of the
-others are kept (``gedenb.coding._ContextCosts``), so its time grows
+others are kept (``gedenb.entropy.table_models._ContextCosts``), so its time grows
 linearly with ``d``, as the raw coding's does (issue "Reliability round 2",
 item 4: 40 x 2,500 took 128 s before).
 
@@ -88,10 +88,10 @@ class EntropyWideTables:
 
     def track_context_slots_per_column(self, columns):
         """Digit slots whose candidate contexts one entropy-coded compress costs, per column."""
-        from gedenb import coding
+        from gedenb.entropy import table_models
 
-        before = coding._WORK["context_slots"]
+        before = table_models._WORK["context_slots"]
         self.entropy()
-        return (coding._WORK["context_slots"] - before) / self.X.shape[1]
+        return (table_models._WORK["context_slots"] - before) / self.X.shape[1]
 
     track_context_slots_per_column.unit = "slots / column"

@@ -337,7 +337,7 @@ def _describe(c) -> list[str]:
 def _coding_lines(c) -> list[str]:
     if c.coded is None:
         return ["coding         raw (fixed-width records, the paper's)"]
-    from .coding import coding_summary
+    from .entropy.deviations import coding_summary
 
     lines = ["coding         " + coding_summary(c.coded)]
     if getattr(c, "predict", None) is not None:

@@ -133,10 +133,10 @@ class Compressed(_DerivedSizes):
         with the constant positions only (the curve with its plateau).
     tau : int
         The plateau threshold used.
-    coded : gedenb.coding.EntropyCoded or None
+    coded : gedenb.entropy.deviations.EntropyCoded or None
         With ``coding="entropy"``: the rANS-coded deviations (model, row
         index, row streams); ``records`` then holds only the base IDs.
-    predict : gedenb.predict.Prediction or None
+    predict : gedenb.entropy.predict.Prediction or None
         With ``coding="entropy"``: the per-row code transform (lag groups
         with their side arrays, column residuals) applied before the greedy
         base selection and the entropy coding, when it made the table
@@ -221,7 +221,7 @@ def size_breakdown(c: Compressed) -> SizeBreakdown:
 
     With ``coding="entropy"`` the deviations term is what is stored for
     them: the coding model, the row index and the rows' rANS streams (and
-    section PRED of a transformed table, :mod:`gedenb.predict`).
+    section PRED of a transformed table, :mod:`gedenb.entropy.predict`).
 
     Parameters
     ----------

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import bits as _bits
-from . import coding as _coding
-from . import predict as _predict
 from .clusters import _add_centroid_sums, centroids
 from .compressed import Compressed, _check_compressed
 from .encode import Codecs, as_float64, code_dtype, decode_codes, encode_columns, encode_values
+from .entropy import deviations as _deviations
+from .entropy import predict as _predict
 from .exact_stats import StatsAccumulator
 from .layout import decode_rows
 
@@ -245,9 +245,9 @@ def _decode_rows(c: Compressed, rows: np.ndarray, factor=None) -> np.ndarray:
     if c.coded is None:
         return decode_rows(c.records, c.bases, c.layout, c.codecs, rows, c.dtype, c.n_bases, factor)
     if c.predict is not None:  # transformed codes: decode them, undo the transform row by row, then the codecs
-        codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
+        codes = _deviations.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
         return decode_codes(_predict.inverse(codes, rows, c.codecs, c.predict), c.codecs, c.dtype, factor)
     if c.dtype.names is not None:  # mixed dtypes: column codes, then every field through its codecs
-        return decode_codes(_coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
+        return decode_codes(_deviations.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True), c.codecs,
                             c.dtype)
-    return _coding.decode_rows(c.coded, c.records, rows, c.dtype, factor=factor)
+    return _deviations.decode_rows(c.coded, c.records, rows, c.dtype, factor=factor)

@@ -20,10 +20,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import coding as _coding
 from . import stages as _st
 from .compressed import Compressed, stored_params_bits
 from .encode import Codecs, as_table
+from .entropy import image_models as _image_models
+from .entropy import model as _model
 from .inputs import check_int, column_list, column_resolver, frame_input, target_fields
 
 __all__ = ["compress"]
@@ -77,10 +78,10 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     coding : {"raw", "entropy"}, default "raw"
         How deviations are stored: ``"raw"``, the paper's fixed-width
         records; or ``"entropy"``, static rANS with context models and a row
-        index (:mod:`gedenb.coding`), still randomly accessible per row.  The
+        index (:mod:`gedenb.entropy`), still randomly accessible per row.  The
         greedy base selection then minimises the coded size instead of Eq. 1.
         For a plain table (no ``image_shape``) the column codes may first be
-        rewritten by a per-row invertible transform (:mod:`gedenb.predict`:
+        rewritten by a per-row invertible transform (:mod:`gedenb.entropy.predict`:
         lag groups with a side array, column residuals, ratio groups), kept
         only when the estimated file is smaller with it (``c.predict``).  The
         clustering, the condensed samples and ``c.entropy`` always use the
@@ -146,7 +147,7 @@ def compress(X, beta: int | None = None, tau: int = 10, *, store_condensed: bool
     frame_bytes, learning_bytes = _st.section_bytes(job.frame, clusters, codecs, job.X.dtype)
     s_params = stored_params_bits(job.d, int(codecs.width.sum()), clusters.positions.size, job.X.dtype,
                                   frame_bytes, learning_bytes)
-    shape = _coding.check_image_shape(image_shape, job.d) if coding == "entropy" else None
+    shape = _image_models.check_image_shape(image_shape, job.d) if coding == "entropy" else None
     found = _st.search_bases(bits, clusters, codecs, job.X.dtype, job.tau, s_params, coding, shape)
     layout, bases = _st.base_table(found, codecs.width)
     records, coded = _st.code_rows(found, layout, bases, codecs, job.X.dtype, coding, shape)
@@ -180,8 +181,8 @@ def _validate(X, beta, tau, coding: str, image_shape, target, cluster_columns) -
     X, frame = frame_input(X)
     X = as_table(X)
     tau = check_int(tau, "tau", lo=1)
-    if coding not in _coding.CODINGS:
-        raise ValueError(f"coding must be one of {_coding.CODINGS}, got {coding!r}")
+    if coding not in _model.CODINGS:
+        raise ValueError(f"coding must be one of {_model.CODINGS}, got {coding!r}")
     if image_shape is not None and coding != "entropy":
         raise ValueError("image_shape is used only with coding='entropy'")
     if beta is not None:

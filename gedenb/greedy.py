@@ -2,7 +2,7 @@
 
 One loop serves both codings: the raw records minimise Eq. 1
 (:class:`Eq1Cost`, :func:`greedy_base_selection`), the entropy-coded table
-its estimated coded size (:func:`gedenb.coding.greedy_base_selection`
+its estimated coded size (:func:`gedenb.entropy.fitting.greedy_base_selection`
 passes that cost).  The loop starts from the constant positions, tries the
 others by increasing entropy (ties: lower position first), moves one into
 the base per step, and stops after ``tau`` steps without a smaller size, when

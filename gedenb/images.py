@@ -144,7 +144,7 @@ def compress_images(images, labels, transform="identity", tau: int = 10, widths:
     coding : {"raw", "entropy"}
         Deviations as the paper's raw bits, or entropy-coded with 2-D
         neighbour contexts (``compress(..., coding="entropy",
-        image_shape=...)``; see :mod:`gedenb.coding`).
+        image_shape=...)``; see :mod:`gedenb.entropy`).
 
     Returns
     -------

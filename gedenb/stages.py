@@ -26,13 +26,14 @@ from typing import NamedTuple
 import numpy as np
 
 from . import bits as _bits
-from . import coding as _coding
 from . import exact_stats as _exact
-from . import predict as _predict
 from ._numba import njit
 from .clusters import centroids, clustering_bits
 from .compressed import check_row_bits, check_rows
 from .encode import Codecs, decode_codes, encode_columns, encode_values, fit_codecs
+from .entropy import deviations as _deviations
+from .entropy import fitting as _fitting
+from .entropy import predict as _predict
 from .greedy import greedy_base_selection
 from .inputs import target_fields
 from .layout import Layout, gather_records, make_layout
@@ -318,8 +319,8 @@ class Bases(NamedTuple):
     sizes : int64
         The size after each tried addition (Eq. 1, or the coded size).
     costs : object
-        The coded search's context costs (:func:`gedenb.coding.compress_deviations`), else None.
-    predict : gedenb.predict.Prediction or None
+        The coded search's context costs (:func:`gedenb.entropy.deviations.compress_deviations`), else None.
+    predict : gedenb.entropy.predict.Prediction or None
         The row transform kept (entropy coding only).
     words : (n + m, ceil(l_t / 64)) uint64
         The packed rows the base was chosen on (transformed codes with ``predict``).
@@ -359,7 +360,7 @@ def search_bases(bits: Bits, clusters: Clusters, codecs: Codecs, dtype, tau: int
         The coding the size is of.
     image_shape : tuple, optional
         Entropy coding of images: their shape, checked
-        (:func:`gedenb.coding.check_image_shape`).
+        (:func:`gedenb.entropy.image_models.check_image_shape`).
 
     Returns
     -------
@@ -372,7 +373,7 @@ def search_bases(bits: Bits, clusters: Clusters, codecs: Codecs, dtype, tau: int
         return Bases(mask, n_b, labels, sizes, words=bits.words)
     codes = np.concatenate([bits.codes, clusters.ccodes]) if m else bits.codes
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
-    found = Bases(*_coding.greedy_base_selection(bits.T, bits.counts, bits.entropy, codes, codecs.width, n, m, tau,
+    found = Bases(*_fitting.greedy_base_selection(bits.T, bits.counts, bits.entropy, codes, codecs.width, n, m, tau,
                                                  s_params, image_shape), words=bits.words, codes=codes)
     pred = _predict.fit(codes, codecs, dtype, n) if image_shape is None else None
     if pred is None:
@@ -389,7 +390,7 @@ def _with_prediction(found: Bases, pred, codecs: Codecs, n: int, m: int, tau: in
     tT = _bits._transpose_bits(twords, int(widths.sum()))
     tcounts = _bits._position_counts(tT, 0, n + m)
     tH = _bits.entropy(_bits._position_counts(tT, 0, n), n)
-    got = _coding.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau, s_params + 8 * pred.nbytes, None)
+    got = _fitting.greedy_base_selection(tT, tcounts, tH, tcodes, widths, n, m, tau, s_params + 8 * pred.nbytes, None)
     if got[3].min() < found.sizes.min():
         return Bases(*got, predict=pred, words=twords, codes=tcodes)
     return found
@@ -453,12 +454,12 @@ def code_rows(found: Bases, layout: Layout, bases: np.ndarray, codecs: Codecs, d
     Returns
     -------
     records : uint64 bit stream
-    coded : gedenb.coding.EntropyCoded or None
+    coded : gedenb.entropy.deviations.EntropyCoded or None
     """
     rows = np.arange(found.labels.shape[0], dtype=np.int64)
     if coding != "entropy":
         return gather_records(found.words, rows, found.labels, layout.id_bits, layout.dev_runs), None
     records = gather_records(found.words, rows, found.labels, layout.id_bits, np.zeros((0, 2), dtype=np.int64))
-    coded = _coding.compress_deviations(found.codes, codecs, found.mask, image_shape, bases, layout, found.n_bases,
+    coded = _deviations.compress_deviations(found.codes, codecs, found.mask, image_shape, bases, layout, found.n_bases,
                                         dtype, found.costs)
     return records, coded

@@ -14,7 +14,7 @@ Layout (all integers little-endian; ``docs/FORMAT.md`` is the reference)::
     section BASE   n_b bases of l_b bits: a uint64 bit stream
     section RECS   n + m records of id_bits + l_d bits: a uint64 bit stream
     section WGHT   m weights, stored as w - 1 in ceil(log2 n) bits each
-    (format 3.x: MODL, RIDX, ROWS; 3.1 adds PRED, the code transform of gedenb.predict)
+    (format 3.x: MODL, RIDX, ROWS; 3.1 adds PRED, the code transform of gedenb.entropy.predict)
 
 Each section is ``tag (4 bytes) | crc32 (u32) | nbytes (u64) | payload``,
 zero-padded to a multiple of 8 bytes so the bit streams can be mapped as
@@ -41,10 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from . import bits as _bits
-from . import coding as _coding
 from . import exact_stats as _exact
 from . import frames as _frames
-from . import predict as _predict
 from ._optional import MissingDependency
 from .compressed import MAX_ROW_BITS, MAX_ROWS, Compressed, _check_compressed
 from .container import (
@@ -66,6 +64,9 @@ from .container import (
 )
 from .decode import _decode_rows, cluster_stats_of, recompute_condensed_blocks, rows_as
 from .encode import BIN, DEC, IEEE, INT, SUPPORTED_DTYPES, Codecs, as_float64, encode_columns
+from .entropy import deviations as _deviations
+from .entropy import predict as _predict
+from .entropy import serial as _serial
 from .errors import FormatError
 from .layout import ceil_log2, make_layout
 from .sizes import CODEC_ENTRY_BYTES, FIELD_ENTRY_BYTES, FIXED_HEADER_BYTES
@@ -85,7 +86,7 @@ FIELDS_FORMAT_VERSION = (2, 0)
 #: 1.x and 2.x readers would misread, so they refuse the file by its major.
 ENTROPY_FORMAT_VERSION = (3, 0)
 #: (major, minor) written for an entropy-coded table with a code transform
-#: (flag PREDICT, section PRED after ROWS; :mod:`gedenb.predict`); 3.0
+#: (flag PREDICT, section PRED after ROWS; :mod:`gedenb.entropy.predict`); 3.0
 #: readers refuse it by the unknown flag.
 PREDICT_FORMAT_VERSION = (3, 1)
 #: (major, minor) per major for a file with section FRAM (a table given as a DataFrame; flag FRAME, which
@@ -145,7 +146,7 @@ def _sections(c: Compressed) -> list:
     out = list(zip(_section_tags(c.dtype.names is not None), _with_fields(c.dtype, payloads)))
     if c.coded is not None:  # format 3.x: the entropy-coded deviations
         k = c.coded
-        out += [(b"MODL", _coding.model_to_bytes(k.model, k.off_bits)),
+        out += [(b"MODL", _serial.model_to_bytes(k.model, k.off_bits)),
                 (b"RIDX", np.concatenate([le(k.block_off), le(k.row_off)])), (b"ROWS", k.stream)]
         if c.predict is not None:
             out.append((_PREDICT_TAG, _predict.to_bytes(c.predict)))
@@ -659,7 +660,7 @@ def _read_coded(buf, sections: dict, h: _Fields, codecs: Codecs, mask: np.ndarra
         raise FormatError("RIDX/ROWS: checksum mismatch (the file is corrupt)")
     if ridx_bytes % 8:
         raise FormatError(f"RIDX: {ridx_bytes} bytes, not whole 64-bit words")
-    return _coding.coded_from_file(
+    return _deviations.coded_from_file(
         _payload(buf, sections, b"MODL"), np.frombuffer(buf, dtype="<u8", count=ridx_bytes // 8, offset=ridx_start),
         np.frombuffer(buf, dtype=np.uint8, count=rows_bytes, offset=rows_start), codecs, mask, int(h.d),
         int(h.n + h.m), bases, layout, int(h.n_b), dtype, verify)
@@ -748,7 +749,7 @@ class Reader(RowReader):
         self._lean = None
         if c.coded is not None and c.coded.ip.size > 0 and c.dtype.names is None \
                 and getattr(c, "predict", None) is None:
-            self._lean = _coding.image_row_reader(c.coded, c.records, c.dtype, c.n)
+            self._lean = _deviations.image_row_reader(c.coded, c.records, c.dtype, c.n)
 
     # --- public surface -------------------------------------------------------
     def _c(self) -> Compressed:

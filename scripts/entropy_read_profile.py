@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gedenb  # noqa: E402
-from gedenb import coding, rans  # noqa: E402
+from gedenb.entropy import deviations, image_models  # noqa: E402
 from gedenb._numba import njit  # noqa: E402
 
 
@@ -66,13 +66,13 @@ def kernels_alone(reader, n):
     k = c.coded
     rows = np.random.default_rng(2).integers(0, c.n, 1024).astype(np.int64)
     out = np.empty((rows.size, k.cp.shape[0]), dtype=np.uint8)
-    args = (k.stream, c.records if c.records.size else coding._EMPTY, k.ip, c.n)
-    serial = rans.image_kernels(k.ip, True)[1]
+    args = (k.stream, c.records if c.records.size else deviations._EMPTY, k.ip, c.n)
+    serial = image_models.image_kernels(k.ip, True)[1]
     each = _one_at_a_time(serial)
-    assert each(rows, *args, out, coding._NO_FLOAT) == -1
-    assert serial(rows, *args, False, out, coding._NO_FLOAT) == -1
-    one = best(lambda: each(rows, *args, out, coding._NO_FLOAT), n) / rows.size
-    batch = best(lambda: serial(rows, *args, False, out, coding._NO_FLOAT), n) / rows.size
+    assert each(rows, *args, out, deviations._NO_FLOAT) == -1
+    assert serial(rows, *args, False, out, deviations._NO_FLOAT) == -1
+    one = best(lambda: each(rows, *args, out, deviations._NO_FLOAT), n) / rows.size
+    batch = best(lambda: serial(rows, *args, False, out, deviations._NO_FLOAT), n) / rows.size
     print(f"image kernels, one thread, per row: one row per call {one * 1e6:.2f} us, 1,024 rows in one call "
           f"{batch * 1e6:.2f} us")
 

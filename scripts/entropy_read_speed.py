@@ -5,7 +5,7 @@ of ``gedenb.compress(X, tau=10, coding="entropy", image_shape=(28, 28))``
 saved and memory-mapped; one random row through ``Reader.read_rows`` against
 one zstd-19 frame decoded with a trained dictionary; 1,024 random rows in
 MB/s. ``--image-prec P`` quantises image models to ``P`` bits instead of
-``gedenb.rans.IMAGE_PREC`` (set before any kernel compiles), which is how the
+``gedenb.entropy.image_models.IMAGE_PREC`` (set before any kernel compiles), which is how the
 precision was chosen. Run each setting in its own process, several times and
 alternating: on a shared 2-core machine single runs differ by ~10%.
 
@@ -24,16 +24,16 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gedenb  # noqa: E402
-from gedenb import rans  # noqa: E402
+from gedenb.entropy import coder, image_models  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--image-prec", type=int, default=rans.IMAGE_PREC)
+    ap.add_argument("--image-prec", type=int, default=image_models.IMAGE_PREC)
     args = ap.parse_args()
-    if not rans.MIN_PREC <= args.image_prec <= rans.MAX_PREC:
-        ap.error(f"--image-prec must be in [{rans.MIN_PREC}, {rans.MAX_PREC}]")
-    rans.IMAGE_PREC, rans.IMAGE_M = args.image_prec, 1 << args.image_prec  # read when the kernels compile
+    if not coder.MIN_PREC <= args.image_prec <= coder.MAX_PREC:
+        ap.error(f"--image-prec must be in [{coder.MIN_PREC}, {coder.MAX_PREC}]")
+    image_models.IMAGE_PREC, image_models.IMAGE_M = args.image_prec, 1 << args.image_prec  # read when the kernels compile
 
     from asv_benchmarks._common import MNIST_CLASS, best_pair, best_seconds, mnist_classes, random_rows
     from asv_benchmarks.bench_peers import compress_frames, frame_compressor, frame_reader, train_mnist_dictionary

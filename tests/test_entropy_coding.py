@@ -20,9 +20,13 @@ import pytest
 
 import gedenb
 from gedenb import FormatError
-from gedenb import coding as _coding
-from gedenb import rans as _r
 from gedenb import store as _store
+from gedenb.entropy import coder as _coder
+from gedenb.entropy import deviations as _deviations
+from gedenb.entropy import fitting as _fitting
+from gedenb.entropy import image_models as _image_models
+from gedenb.entropy import model as _model
+from gedenb.entropy import serial as _serial
 from gedenb.images import compress_images
 import support
 
@@ -81,7 +85,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 # --------------------------------------------------------------------------
 # rANS kernels and models
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("prec", [_r.MIN_PREC, _r.IMAGE_PREC, _r.PREC])
+@pytest.mark.parametrize("prec", [_coder.MIN_PREC, _image_models.IMAGE_PREC, _model.PREC])
 def test_quantised_tables_sum_to_2_to_the_prec_and_keep_every_seen_symbol(rng, prec):
     for _ in range(50):
         A = int(rng.integers(1, 257))
@@ -90,7 +94,7 @@ def test_quantised_tables_sum_to_2_to_the_prec_and_keep_every_seen_symbol(rng, p
         counts[1] = rng.integers(0, 3, A)
         counts[2, :] = 1  # every symbol seen once, one of them often
         counts[2, rng.integers(0, A)] = 10**6
-        freqs = _r._quantise(counts, prec)
+        freqs = _coder._quantise(counts, prec)
         for t in range(3):
             if counts[t].sum():
                 assert freqs[t].sum() == 1 << prec
@@ -106,14 +110,14 @@ def test_frequency_tables_serialise_exactly(rng):
         if t % 7:
             k = int(rng.integers(1, alphabet[t] + 1))
             counts[t, rng.choice(alphabet[t], size=k, replace=False)] = rng.integers(1, 5000, k)
-    freqs = _r._quantise(counts, _r.PREC)
-    nbits = int(_r._table_bits(freqs, alphabet))
-    words = _r._write_tables(freqs, alphabet, nbits)
-    back, used = _r._read_tables(words, nbits, alphabet, _r.PREC)
+    freqs = _coder._quantise(counts, _model.PREC)
+    nbits = int(_coder._table_bits(freqs, alphabet))
+    words = _coder._write_tables(freqs, alphabet, nbits)
+    back, used = _coder._read_tables(words, nbits, alphabet, _model.PREC)
     assert used == nbits
     assert np.array_equal(back, freqs)
     # a truncated stream is refused, never misread
-    assert _r._read_tables(words, nbits - 1, alphabet, _r.PREC)[1] == -1
+    assert _coder._read_tables(words, nbits - 1, alphabet, _model.PREC)[1] == -1
 
 
 def test_rows_of_random_symbols_round_trip(rng):
@@ -128,7 +132,7 @@ def test_rows_of_random_symbols_round_trip(rng):
     assert c.coding == "entropy"
     assert _same(gedenb.decompress(c), X)
     rows = rng.integers(-n, n, 50)
-    got = _coding.decode_rows(c.coded, c.records, np.where(rows < 0, rows + n, rows).astype(np.int64), c.dtype)
+    got = _deviations.decode_rows(c.coded, c.records, np.where(rows < 0, rows + n, rows).astype(np.int64), c.dtype)
     assert _same(got, X[rows])
 
 
@@ -136,10 +140,10 @@ def test_carried_digits_are_uniform_and_unreferenced(rng):
     X = np.stack([rng.integers(0, 1 << 30, 500), rng.integers(0, 4, 500)], axis=1).astype(np.int64)
     c = gedenb.compress(X, coding="entropy")
     m = c.coded.model
-    carry = _coding.carried_slots(m)
+    carry = _model.carried_slots(m)
     assert carry.any()
     assert (m.slot_table[carry] < 0).all()
-    assert int(m.slot_bits[carry].sum()) <= _r.CARRY_BITS
+    assert int(m.slot_bits[carry].sum()) <= _coder.CARRY_BITS
     refs = m.refs[m.nlev > 1]
     assert not np.isin(np.flatnonzero(carry), refs).any()
     assert _same(gedenb.decompress(c), X)
@@ -208,7 +212,7 @@ def test_images_round_trip_with_2d_contexts(rng, tmp_path, channels):
     imgs = _images(rng, n=600, C=channels)
     labels = rng.integers(0, 3, len(imgs))
     store = compress_images(imgs, labels, coding="entropy")
-    assert all(p.coded.model.scheme in _coding.IMAGE_SCHEMES for p in store.parts)
+    assert all(p.coded.model.scheme in _model.IMAGE_SCHEMES for p in store.parts)
     assert all(p.coded.model.image_shape == imgs.shape[1:] for p in store.parts)
     gedenb.save(store, tmp_path / "i.gede")
     with gedenb.open(tmp_path / "i.gede") as r:
@@ -224,12 +228,12 @@ def test_every_image_scheme_round_trips(rng, tmp_path, channels):
     """Each context scheme (with and without zero runs) forced in turn; rows read alone and in batches."""
     X = _images(rng, n=300, C=channels).reshape(300, -1)
     shape = (10, 9, channels)
-    for scheme in _coding.IMAGE_SCHEMES:
+    for scheme in _model.IMAGE_SCHEMES:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+            mp.setattr(_fitting, "IMAGE_SCHEMES", (scheme,))
             c = gedenb.compress(X, coding="entropy", image_shape=shape)
         if c.coded.model.scheme != scheme:  # raw digits won: nothing to check for this scheme
-            assert c.coded.model.scheme == _coding.SCHEME_TABLE
+            assert c.coded.model.scheme == _model.SCHEME_TABLE
             continue
         gedenb.save(c, tmp_path / f"s{scheme}.gede")
         with gedenb.open(tmp_path / f"s{scheme}.gede") as r:
@@ -241,7 +245,7 @@ def test_every_image_scheme_round_trips(rng, tmp_path, channels):
 def test_zero_runs_are_chosen_for_digit_like_images(rng):
     X = _images(rng, n=2000, H=20, W=18).reshape(2000, -1)
     c = gedenb.compress(X, coding="entropy", image_shape=(20, 18))
-    assert c.coded.model.scheme in _coding.RUN_SCHEMES
+    assert c.coded.model.scheme in _model.RUN_SCHEMES
     assert 0 < c.coded.model.split < 20  # split rows (MODL version 2)
     assert _same(gedenb.decompress(c), X)
 
@@ -249,12 +253,12 @@ def test_zero_runs_are_chosen_for_digit_like_images(rng):
 def test_small_or_noisy_images_fall_back_to_smaller_models(rng):
     noise = rng.integers(0, 256, (60, 64)).astype(np.uint8)
     c = gedenb.compress(noise, coding="entropy", image_shape=(8, 8))
-    assert c.coded.model.scheme in (_coding.SCHEME_TABLE, _coding.SCHEME_IMAGE_FLAT)  # no neighbours pay here
+    assert c.coded.model.scheme in (_model.SCHEME_TABLE, _model.SCHEME_IMAGE_FLAT)  # no neighbours pay here
     assert gedenb.size_breakdown(c).deviations <= 1.25 * noise.size * 8  # raw bits + model, states, index
     assert _same(gedenb.decompress(c), noise)
     few = _images(rng, n=12).reshape(12, -1)
     c = gedenb.compress(few, coding="entropy", image_shape=(10, 9))
-    assert c.coded.model.scheme != _coding.SCHEME_IMAGE  # 81 contexts do not pay for 12 images
+    assert c.coded.model.scheme != _model.SCHEME_IMAGE  # 81 contexts do not pay for 12 images
     assert _same(gedenb.decompress(c), few)
 
 
@@ -270,14 +274,14 @@ def test_parallel_and_serial_decoding_agree(rng):
     X = _images(rng, n=1200).reshape(1200, -1)
     c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
     rows = rng.integers(0, 1200, 2000).astype(np.int64)  # 2000 * 90 values: the parallel kernel
-    assert rows.size * X.shape[1] >= _coding.PARALLEL_MIN_VALUES
-    assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
+    assert rows.size * X.shape[1] >= _deviations.PARALLEL_MIN_VALUES
+    assert _same(_deviations.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
 
 
 def _one_chain(X, **kw):
     """``X`` compressed with rows of one rANS chain (MODL version 1, as gedenb wrote before split rows)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_coding, "_balanced_split", lambda *a: 0)
+        mp.setattr(_fitting, "_balanced_split", lambda *a: 0)
         c = gedenb.compress(X, coding="entropy", **kw)
     assert c.coded.model.split == 0
     return c
@@ -285,16 +289,16 @@ def _one_chain(X, **kw):
 
 def _general(coded):
     """The same coded rows without the image decoder: the general kernels decode them."""
-    return coded._replace(ip=_coding._NO_IP, base_lev=_coding._NO_LEV, base_nz=_coding._NO_NZ)
+    return coded._replace(ip=_image_models._NO_IP, base_lev=_image_models._NO_LEV, base_nz=_image_models._NO_NZ)
 
 
-@pytest.mark.parametrize("scheme", _coding.IMAGE_SCHEMES)
+@pytest.mark.parametrize("scheme", _model.IMAGE_SCHEMES)
 def test_image_decoder_matches_the_general_decoder(rng, scheme):
     """One row (registers), small batches (lanes), large batches (parallel lanes), repeats and negatives."""
     X = _images(rng, n=400, H=9, W=11).reshape(400, -1)
     X[::7, 5] = 3  # a column with a non-zero base level in some rows' neighbourhoods
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+        mp.setattr(_fitting, "IMAGE_SCHEMES", (scheme,))
         c = gedenb.compress(X, coding="entropy", image_shape=(9, 11))
     if c.coded.model.scheme != scheme:
         pytest.skip("raw digits won for this scheme on these images")
@@ -303,11 +307,11 @@ def test_image_decoder_matches_the_general_decoder(rng, scheme):
     for rows in (np.array([5]), np.array([-1]), rng.integers(-400, 400, 3), rng.integers(0, 400, 37),
                  rng.integers(-400, 400, 1000), np.zeros(0, dtype=np.int64)):
         rows = rows.astype(np.int64)
-        got = _coding.decode_rows(c.coded, c.records, rows, c.dtype)
+        got = _deviations.decode_rows(c.coded, c.records, rows, c.dtype)
         assert _same(got, X[rows])
-        assert _same(got, _coding.decode_rows(slow, c.records, rows % 400, c.dtype))
-        codes = _coding.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
-        assert _same(codes, _coding.decode_rows(slow, c.records, rows % 400, c.dtype, codes_only=True))
+        assert _same(got, _deviations.decode_rows(slow, c.records, rows % 400, c.dtype))
+        codes = _deviations.decode_rows(c.coded, c.records, rows, c.dtype, codes_only=True)
+        assert _same(codes, _deviations.decode_rows(slow, c.records, rows % 400, c.dtype, codes_only=True))
 
 
 @pytest.mark.parametrize("kind", ["offset", "signed", "float"])
@@ -324,33 +328,35 @@ def test_image_decoder_writes_every_codec(rng, kind):
     assert c.coded.ip.size  # the image decoder applies
     assert kind == "float" or (np.asarray(c.codecs.offset) != 0).any()
     want = {"offset": 1, "signed": 1, "float": 0}[kind]
-    assert c.coded.meta[_r.MT_INT] == want and c.coded.meta_codes[_r.MT_INT] == 2
+    assert c.coded.meta[_model.MT_INT] == want and c.coded.meta_codes[_model.MT_INT] == 2
     rows = rng.integers(-300, 300, 500).astype(np.int64)
     for r in (rows, rows[:1], rows[:5]):
-        assert _same(_coding.decode_rows(c.coded, c.records, r, c.dtype), X[r])
-        assert _same(_coding.decode_rows(c.coded, c.records, r, c.dtype, codes_only=True),
-                     _coding.decode_rows(_general(c.coded), c.records, r % 300, c.dtype, codes_only=True))
+        assert _same(_deviations.decode_rows(c.coded, c.records, r, c.dtype), X[r])
+        assert _same(_deviations.decode_rows(c.coded, c.records, r, c.dtype, codes_only=True),
+                     _deviations.decode_rows(_general(c.coded), c.records, r % 300, c.dtype, codes_only=True))
 
 
 def test_image_decoder_kernels_agree(rng):
     """The serial and parallel kernels, called directly, on every row: split rows and rows of one chain."""
     X = _images(rng, n=300, H=20, W=18).reshape(300, -1)
     c = gedenb.compress(X, coding="entropy", image_shape=(20, 18))
-    assert c.coded.model.split and c.coded.ip[_r.IP_SPLIT] == _coding.split_slot(c.coded.model) > 0
+    assert c.coded.model.split and c.coded.ip[_image_models.IP_SPLIT] == _model.split_slot(c.coded.model) > 0
     one_chain = _one_chain(X, image_shape=(20, 18))
-    assert one_chain.coded.ip[_r.IP_SPLIT] == -1
+    assert one_chain.coded.ip[_image_models.IP_SPLIT] == -1
     rows = np.arange(300, dtype=np.int64)
     for c, direct in ((c, True), (c, False), (one_chain, False)):  # into the output / through a code scratch
         k = c.coded
-        block, serial, parallel = _r.image_kernels(k.ip, direct)
+        block, serial, parallel = _image_models.image_kernels(k.ip, direct)
 
         def args(rows):
             out = np.zeros((rows.size, X.shape[1]), dtype=np.uint8)
-            return out, (k.stream, c.records if c.records.size else _coding._EMPTY, k.ip, 300, False, out,
-                         _coding._NO_FLOAT)
+            return out, (k.stream, c.records if c.records.size else _deviations._EMPTY, k.ip, 300, False, out,
+                         _deviations._NO_FLOAT)
 
         out, a = args(rows)
-        scratch = np.empty(2 * (k.ip[_r.IP_D] + k.ip[_r.IP_H] + k.ip[_r.IP_NBUF] // 8), dtype=np.uint64)
+        ip = k.ip
+        scratch = np.empty(2 * (ip[_image_models.IP_D] + ip[_image_models.IP_H] + ip[_image_models.IP_NBUF] // 8),
+                           dtype=np.uint64)
         assert block(rows, 0, 300, *a, scratch) == -1 and _same(out, X)
         out, a = args(rows)
         assert parallel(rows, *a) == -1 and _same(out, X)
@@ -372,12 +378,12 @@ def test_cached_kernels_keep_their_context_multipliers(rng, tmp_path):
     second process, which must load every image kernel from the cache and decode both exactly."""
     X = _images(rng, n=300).reshape(300, -1)
     paths, mults = [], set()
-    for scheme in _coding.RUN_SCHEMES:
+    for scheme in _model.RUN_SCHEMES:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(_coding, "IMAGE_SCHEMES", (scheme,))
+            mp.setattr(_fitting, "IMAGE_SCHEMES", (scheme,))
             c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
-        assert c.coded.model.scheme == scheme and c.coded.ip[_r.IP_SPLIT] >= 0
-        mults.add(tuple(int(m) for m in c.coded.ip[_r.IP_MW:_r.IP_MNE + 1]))
+        assert c.coded.model.scheme == scheme and c.coded.ip[_image_models.IP_SPLIT] >= 0
+        mults.add(tuple(int(m) for m in c.coded.ip[_image_models.IP_MW:_image_models.IP_MNE + 1]))
         paths.append(tmp_path / f"s{scheme}.gede")
         gedenb.save(c, paths[-1])
     assert len(mults) == 2
@@ -417,16 +423,16 @@ def test_split_rows_and_rows_of_one_chain_round_trip(rng, tmp_path, shape):
     H, W, C = shape
     X = _images(rng, n=400, H=H, W=W, C=C).reshape(400, -1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_coding, "IMAGE_SCHEMES", _coding.RUN_SCHEMES)  # runs even where they would not win
+        mp.setattr(_fitting, "IMAGE_SCHEMES", _model.RUN_SCHEMES)  # runs even where they would not win
         split = gedenb.compress(X, coding="entropy", image_shape=shape)
         one = _one_chain(X, image_shape=shape)
-    assert split.coded.model.scheme in _coding.RUN_SCHEMES and 0 < split.coded.model.split < H
-    assert (split.coded.ip.size > 0) == (C == 1 and W <= _r.IMAGE_MAX_W) == (one.coded.ip.size > 0)
-    for c, version in ((split, _coding.SPLIT_MODEL_VERSION), (one, _coding.MODEL_VERSION)):
-        assert _coding.model_to_bytes(c.coded.model, 0)[:4] == struct.pack("<I", version)
+    assert split.coded.model.scheme in _model.RUN_SCHEMES and 0 < split.coded.model.split < H
+    assert (split.coded.ip.size > 0) == (C == 1 and W <= _image_models.IMAGE_MAX_W) == (one.coded.ip.size > 0)
+    for c, version in ((split, _serial.SPLIT_MODEL_VERSION), (one, _serial.MODEL_VERSION)):
+        assert _serial.model_to_bytes(c.coded.model, 0)[:4] == struct.pack("<I", version)
         assert _same(gedenb.decompress(c), X)
         rows = rng.integers(-400, 400, 300).astype(np.int64)
-        assert _same(_coding.decode_rows(_general(c.coded), c.records, rows % 400, c.dtype), X[rows])
+        assert _same(_deviations.decode_rows(_general(c.coded), c.records, rows % 400, c.dtype), X[rows])
         path = tmp_path / f"v{version}.gede"
         gedenb.save(c, path)
         with gedenb.open(path) as r:
@@ -436,31 +442,33 @@ def test_split_rows_and_rows_of_one_chain_round_trip(rng, tmp_path, shape):
     # a split costs a second flushed state per row; the estimate counts it
     codes = _codes(X, split)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_coding, "IMAGE_SCHEMES", _coding.RUN_SCHEMES)
-        fits = [_coding.fit(codes, split.widths, split.base_mask, shape, counts_only=True)]
-        mp.setattr(_coding, "_balanced_split", lambda *a: 0)
-        fits.append(_coding.fit(codes, split.widths, split.base_mask, shape, counts_only=True))
+        mp.setattr(_fitting, "IMAGE_SCHEMES", _model.RUN_SCHEMES)
+        fits = [_fitting.fit(codes, split.widths, split.base_mask, shape, counts_only=True)]
+        mp.setattr(_fitting, "_balanced_split", lambda *a: 0)
+        fits.append(_fitting.fit(codes, split.widths, split.base_mask, shape, counts_only=True))
     assert fits[0][0].split and not fits[1][0].split
-    assert _coding.estimate_bits(fits[0][0], fits[0][3], len(X)) > _coding.estimate_bits(fits[1][0], fits[1][3], len(X))
+    assert (_fitting.estimate_bits(fits[0][0], fits[0][3], len(X))
+            > _fitting.estimate_bits(fits[1][0], fits[1][3], len(X)))
 
 
 def test_image_decoder_applies_only_where_it_can(rng):
     X = _images(rng, n=150, H=4, W=70).reshape(150, -1)  # rows wider than one 64-bit mask
     c = gedenb.compress(X, coding="entropy", image_shape=(4, 70))
-    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    assert c.coded.model.scheme in _model.IMAGE_SCHEMES and c.coded.ip.size == 0
     assert _same(gedenb.decompress(c), X)
     X = _images(rng, n=150, C=3).reshape(150, -1)  # channels: the general image path
     c = gedenb.compress(X, coding="entropy", image_shape=(10, 9, 3))
-    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
-    X = _images(rng, n=60, H=_r.IMAGE_MAX_H + 1, W=5).reshape(60, -1)  # taller than a slot word's 8-bit row field
-    c = gedenb.compress(X, coding="entropy", image_shape=(_r.IMAGE_MAX_H + 1, 5))
-    assert c.coded.model.scheme in _coding.IMAGE_SCHEMES and c.coded.ip.size == 0
+    assert c.coded.model.scheme in _model.IMAGE_SCHEMES and c.coded.ip.size == 0
+    # taller than a slot word's 8-bit row field
+    X = _images(rng, n=60, H=_image_models.IMAGE_MAX_H + 1, W=5).reshape(60, -1)
+    c = gedenb.compress(X, coding="entropy", image_shape=(_image_models.IMAGE_MAX_H + 1, 5))
+    assert c.coded.model.scheme in _model.IMAGE_SCHEMES and c.coded.ip.size == 0
     assert _same(gedenb.decompress(c), X)
-    X = _images(rng, n=60, H=_r.IMAGE_MAX_H, W=5).reshape(60, -1)  # the tallest the image decoder takes
-    c = gedenb.compress(X, coding="entropy", image_shape=(_r.IMAGE_MAX_H, 5))
+    X = _images(rng, n=60, H=_image_models.IMAGE_MAX_H, W=5).reshape(60, -1)  # the tallest the image decoder takes
+    c = gedenb.compress(X, coding="entropy", image_shape=(_image_models.IMAGE_MAX_H, 5))
     assert c.coded.ip.size and _same(gedenb.decompress(c), X)
     rows = rng.integers(-60, 60, 30).astype(np.int64)
-    assert _same(_coding.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
+    assert _same(_deviations.decode_rows(c.coded, c.records, rows, c.dtype), X[rows])
     X = _images(rng, n=150).reshape(150, -1)
     c = gedenb.compress(X, coding="entropy", image_shape=(10, 9))
     assert c.coded.ip.size
@@ -520,8 +528,8 @@ def test_size_model_tracks_the_bytes_written(rng, kind):
     assert abs(written - estimate) <= 0.01 * written + frames
     # the breakdown counts exactly the coded sections
     k = c.coded
-    assert gedenb.size_breakdown(c).deviations == 8 * (len(_coding.model_to_bytes(k.model, k.off_bits))
-                                                       + _coding.index_bytes(k) + k.stream.size)
+    assert gedenb.size_breakdown(c).deviations == 8 * (len(_serial.model_to_bytes(k.model, k.off_bits))
+                                                       + _coder.index_bytes(k) + k.stream.size)
     assert 0 <= written - gedenb.eq1_bits(c) / 8 <= frames
 
 
@@ -532,9 +540,9 @@ def test_greedy_keeps_the_smallest_estimated_size(rng):
     assert sizes.size >= 4  # the plateau rule ran
     codes = _codes(X, c)
     # sizes[0] is the estimate with the constant positions only, plus S_params
-    s_params = int(sizes[0]) - round(_coding.coded_size_bits(codes, c.widths, _const_mask(c, X), 1, c.n, 0, 0))
+    s_params = int(sizes[0]) - round(_fitting.coded_size_bits(codes, c.widths, _const_mask(c, X), 1, c.n, 0, 0))
     assert s_params > 0
-    again = _coding.coded_size_bits(codes, c.widths, c.base_mask, c.n_bases, c.n, 0, s_params)
+    again = _fitting.coded_size_bits(codes, c.widths, c.base_mask, c.n_bases, c.n, 0, s_params)
     assert abs(again - sizes.min()) <= 1
 
 
@@ -557,17 +565,17 @@ def test_counts_only_fits_count_what_full_fits_count(rng, kind):
     for X, c, shape in cases:
         codes = _codes(X, c)
         for mask in (c.base_mask, np.zeros_like(c.base_mask), _const_mask(c, X)):
-            full = _coding.fit(codes, c.widths, mask, shape)
-            lean = _coding.fit(codes, c.widths, mask, shape, counts_only=True)
+            full = _fitting.fit(codes, c.widths, mask, shape)
+            lean = _fitting.fit(codes, c.widths, mask, shape, counts_only=True)
             assert lean[2] is None and np.array_equal(lean[3], full[3]) and np.array_equal(lean[1], full[1])
             for a, b in zip(lean[0], full[0]):
                 assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
-            assert _coding.estimate_bits(lean[0], lean[3], len(X)) == _coding.estimate_bits(full[0], full[3], len(X))
+            assert _fitting.estimate_bits(lean[0], lean[3], len(X)) == _fitting.estimate_bits(full[0], full[3], len(X))
             seen.add(full[0].scheme)
     if kind == "images":  # chosen models with and without zero runs
-        assert seen & set(_coding.RUN_SCHEMES) and seen & (set(_coding.IMAGE_SCHEMES) - set(_coding.RUN_SCHEMES))
+        assert seen & set(_model.RUN_SCHEMES) and seen & (set(_model.IMAGE_SCHEMES) - set(_model.RUN_SCHEMES))
     else:
-        assert seen == {_coding.SCHEME_TABLE}
+        assert seen == {_model.SCHEME_TABLE}
 
 
 def _codes(X, c):
@@ -608,7 +616,7 @@ def test_out_of_range_rows_are_refused_by_the_kernel(rng):
     X = rng.integers(0, 9, (20, 6)).astype(np.uint8)
     c = gedenb.compress(X, coding="entropy")
     with pytest.raises(FormatError, match="out of range"):
-        _coding.decode_rows(c.coded, c.records, np.array([20], dtype=np.int64), c.dtype)
+        _deviations.decode_rows(c.coded, c.records, np.array([20], dtype=np.int64), c.dtype)
 
 
 def test_cli_compresses_with_entropy_coding_and_describes_it(rng, tmp_path, capsys):
@@ -744,7 +752,7 @@ def test_forged_split_records_are_rejected(rng, tmp_path, name):
     X, path = _file(rng, tmp_path, image=True)
     data = bytearray(path.read_bytes())
     _frame, start, nbytes = _sections(bytes(data))[b"MODL"]
-    assert struct.unpack_from("<I", data, start)[0] == _coding.SPLIT_MODEL_VERSION
+    assert struct.unpack_from("<I", data, start)[0] == _serial.SPLIT_MODEL_VERSION
     payload = bytearray(data[start:start + nbytes])
     edit(payload)
     data[start:start + nbytes] = payload
@@ -883,14 +891,14 @@ def test_image_models_of_another_precision_still_read(rng, tmp_path, monkeypatch
     decodes through the general decoder, bit for bit."""
     X = np.where(rng.random((300, 64)) < 0.7, 0, rng.integers(0, 256, (300, 64))).astype(np.uint8)
     c_new = gedenb.compress(X, coding="entropy", image_shape=(8, 8))
-    assert c_new.coded.model.prec == _r.IMAGE_PREC and c_new.coded.ip.size > 0  # the image decoder applies
-    monkeypatch.setattr(_r, "IMAGE_PREC", _r.PREC)
+    assert c_new.coded.model.prec == _image_models.IMAGE_PREC and c_new.coded.ip.size > 0  # the image decoder applies
+    monkeypatch.setattr(_image_models, "IMAGE_PREC", _model.PREC)
     c_old = gedenb.compress(X, coding="entropy", image_shape=(8, 8))
     monkeypatch.undo()
-    assert c_old.coded.model.prec == _r.PREC
+    assert c_old.coded.model.prec == _model.PREC
     gedenb.save(c_old, tmp_path / "old.gede")
     with gedenb.open(tmp_path / "old.gede") as r:
-        assert r.compressed.coded.model.prec == _r.PREC and r.compressed.coded.ip.size == 0  # general decoder
+        assert r.compressed.coded.model.prec == _model.PREC and r.compressed.coded.ip.size == 0  # general decoder
         idx = rng.integers(-300, 300, 50)
         assert r.read_rows(idx).tobytes() == X[idx].tobytes()
         assert r.read_rows(slice(None)).tobytes() == X.tobytes()

@@ -23,10 +23,11 @@ pytestmark = pytest.mark.nojit
 @pytest.fixture(autouse=True, params=["serial", "parallel"])
 def batches(request, monkeypatch):
     """Every test twice: batches decoded by the serial kernels, then by the parallel ones (``prange``)."""
-    from gedenb import coding, encode, layout
+    from gedenb import encode, layout
+    from gedenb.entropy import deviations
 
     if request.param == "parallel":
-        for module in (coding, encode, layout):
+        for module in (deviations, encode, layout):
             monkeypatch.setattr(module, "PARALLEL_MIN_VALUES", 1)
     return request.param
 

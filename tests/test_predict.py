@@ -1,4 +1,5 @@
-"""Code transforms of ``coding="entropy"`` tables (gedenb.predict): lag groups, column residuals, ratio groups."""
+"""Code transforms of ``coding="entropy"`` tables (gedenb.entropy.predict): lag groups, column residuals, ratio
+groups."""
 
 import os
 import struct
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 
 import gedenb
-from gedenb import predict as _predict
 from gedenb import store as _store
-from gedenb.encode import encode_columns, fit_codecs
 from gedenb.decode import recompute_condensed
+from gedenb.encode import encode_columns, fit_codecs
+from gedenb.entropy import predict as _predict
 from gedenb.errors import FormatError
 
 SECTION = struct.Struct("<4sIQ")

@@ -3,7 +3,7 @@
 The table scheme chooses every digit's context by the size it gives; the
 greedy base search keeps the candidates' costs of the columns a step does
 not change (``coding._ContextCosts``) and the costs come from one kernel
-for all slots (``rans._context_costs``).  These tests check that the costs
+for all slots (``table_models._context_costs``).  These tests check that the costs
 are exactly those of the dense definition (``_quantise``, ``_code_bits``,
 ``_table_bits``), that kept costs give the very sizes of fresh ones, that
 wide tables round-trip bit for bit, and that the work grows linearly with
@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 
 import gedenb
-from gedenb import coding as _coding
-from gedenb import rans as _r
+from gedenb.entropy import coder as _coder
+from gedenb.entropy import deviations as _deviations
+from gedenb.entropy import fitting as _fitting
+from gedenb.entropy import model as _model
+from gedenb.entropy import table_models as _table_models
 
 
 # --------------------------------------------------------------------------
@@ -50,8 +53,8 @@ def _candidates(src, bits):
     return cands
 
 
-def _dense_cost(sym, s, refs, shifts, bits, prec=_r.PREC):
-    """Coded bits of slot ``s`` under one context: dense counts, :func:`rans._quantise`, code and table bits."""
+def _dense_cost(sym, s, refs, shifts, bits, prec=_model.PREC):
+    """Coded bits of slot ``s`` under one context: dense counts, :func:`coder._quantise`, code and table bits."""
     ctx = np.zeros(sym.shape[0], dtype=np.int64)
     nctx = 1
     for r, sh in zip(refs, shifts):
@@ -61,8 +64,8 @@ def _dense_cost(sym, s, refs, shifts, bits, prec=_r.PREC):
     A = 1 << bits[s]
     counts = np.zeros((nctx, A), dtype=np.int64)
     np.add.at(counts, (ctx, sym[:, s].astype(np.int64)), 1)
-    freqs = _r._quantise(counts, prec)
-    return _r._code_bits(counts, freqs, prec) + _r._table_bits(freqs, np.full(nctx, A, dtype=np.int64)), nctx
+    freqs = _coder._quantise(counts, prec)
+    return _coder._code_bits(counts, freqs, prec) + _coder._table_bits(freqs, np.full(nctx, A, dtype=np.int64)), nctx
 
 
 def _skewed_symbols(rng, N, slot_bits):
@@ -86,11 +89,11 @@ def test_context_costs_equal_the_dense_definition(seed):
     rng = np.random.default_rng(seed)
     N = int(rng.integers(1, 1500))
     dw = rng.choice([0, 1, 2, 3, 5, 8, 9, 13, 20], size=int(rng.integers(1, 8)))
-    slot_col, slot_bits, _low, _last, slot_tix = _coding._slots(dw)
+    slot_col, slot_bits, _low, _last, slot_tix = _model._slots(dw)
     sym = _skewed_symbols(rng, N, slot_bits)
-    src = _coding._context_sources(slot_col, slot_tix)
+    src = _table_models._context_sources(slot_col, slot_tix)
     assert [list(row[row >= 0]) for row in src] == _sources(slot_col, slot_tix)
-    costs = _r._context_costs(sym, np.arange(slot_col.shape[0], dtype=np.int64), src, slot_bits, _r.PREC)
+    costs = _table_models._context_costs(sym, np.arange(slot_col.shape[0], dtype=np.int64), src, slot_bits, _model.PREC)
     bits = slot_bits.tolist()
     for s, sources in enumerate(_sources(slot_col, slot_tix)):
         want = [_dense_cost(sym, s, rr, ss, bits)[0] for rr, ss in _candidates(sources, bits)]
@@ -100,30 +103,30 @@ def test_context_costs_equal_the_dense_definition(seed):
 
 def test_context_costs_when_quantising_takes_from_the_largest():
     """255 singletons among 5,000 symbols each round up to frequency 1: the table sums past 2**12 and the
-    largest frequency gives back the excess (the ``diff < 0`` branch of :func:`rans._quantise`)."""
+    largest frequency gives back the excess (the ``diff < 0`` branch of :func:`coder._quantise`)."""
     N = 5000
     sym = np.zeros((N, 2), dtype=np.uint8)
     sym[:255, 1] = np.arange(1, 256)
     sym[:, 0] = np.random.default_rng(0).integers(0, 4, N)
-    slot_col, slot_bits, _low, _last, slot_tix = _coding._slots(np.array([2, 8]))
+    slot_col, slot_bits, _low, _last, slot_tix = _model._slots(np.array([2, 8]))
     counts = np.bincount(sym[:, 1], minlength=256)[None, :]
-    assert _r._quantise(counts, _r.PREC).sum() == 1 << _r.PREC
-    assert sum(max(1, (int(c) * (1 << _r.PREC) + N // 2) // N) for c in counts[0] if c) > 1 << _r.PREC
-    src = _coding._context_sources(slot_col, slot_tix)
-    costs = _r._context_costs(sym, np.arange(2, dtype=np.int64), src, slot_bits, _r.PREC)
+    assert _coder._quantise(counts, _model.PREC).sum() == 1 << _model.PREC
+    assert sum(max(1, (int(c) * (1 << _model.PREC) + N // 2) // N) for c in counts[0] if c) > 1 << _model.PREC
+    src = _table_models._context_sources(slot_col, slot_tix)
+    costs = _table_models._context_costs(sym, np.arange(2, dtype=np.int64), src, slot_bits, _model.PREC)
     bits = slot_bits.tolist()
     want = [_dense_cost(sym, 1, rr, ss, bits)[0] for rr, ss in _candidates(_sources(slot_col, slot_tix)[1], bits)]
     assert costs[1][np.isfinite(costs[1])].tolist() == want
 
 
-@pytest.mark.parametrize("budget", [1, 7, 40, _coding.MAX_TABLES])
+@pytest.mark.parametrize("budget", [1, 7, 40, _model.MAX_TABLES])
 def test_context_choice_follows_the_definition(budget):
     """Per slot, in order: the cheapest candidate below the raw bits that fits the tables left (first of equal)."""
     rng = np.random.default_rng(budget)
     N = 300
-    slot_col, slot_bits, _low, _last, slot_tix = _coding._slots(np.array([4, 13, 6, 0, 9, 16, 3]))
+    slot_col, slot_bits, _low, _last, slot_tix = _model._slots(np.array([4, 13, 6, 0, 9, 16, 3]))
     sym = _skewed_symbols(rng, N, slot_bits)
-    uniform, nref, ref, shift = _coding._choose_table_contexts(sym, slot_col, slot_bits, slot_tix, budget)
+    uniform, nref, ref, shift = _table_models._choose_table_contexts(sym, slot_col, slot_bits, slot_tix, budget)
     bits = slot_bits.tolist()
     left = budget
     for s, sources in enumerate(_sources(slot_col, slot_tix)):
@@ -146,7 +149,7 @@ def test_column_masks_and_slots_follow_the_definition():
     for _ in range(300):
         widths = rng.choice([0, 1, 2, 7, 8, 9, 13, 63, 64], size=int(rng.integers(0, 7)))
         mask = rng.random(int(widths.sum())) < rng.choice([0.0, 0.2, 0.7, 1.0])
-        dmask, dshift, dw = _coding._column_masks(widths, mask)
+        dmask, dshift, dw = _model._column_masks(widths, mask)
         start = 0
         for j, w in enumerate(widths.tolist()):
             m = sum(1 << (w - 1 - p) for p in range(w) if not mask[start + p])
@@ -155,7 +158,7 @@ def test_column_masks_and_slots_follow_the_definition():
             assert int(dmask[j]) == m and dw[j] == cnt
             low = (m & -m).bit_length() - 1
             assert dshift[j] == (low if m and m >> low == (1 << cnt) - 1 else -1)
-        col, bits, lowshift, last, tix = _coding._slots(dw)
+        col, bits, lowshift, last, tix = _model._slots(dw)
         want = [(j, w - 8 * (nd - 1) if t == 0 else 8, 8 * (nd - 1 - t), int(t == nd - 1), t)
                 for j, w in enumerate(dw.tolist()) if w for nd in [(w + 7) // 8] for t in range(nd)]
         assert list(zip(col.tolist(), bits.tolist(), lowshift.tolist(), last.tolist(), tix.tolist())) == want
@@ -165,11 +168,11 @@ def test_table_counts_equal_row_contexts():
     X = _wide_floats(300, 40, seed=1)
     c = gedenb.compress(X, coding="entropy")
     codes = gedenb.encode.encode_columns(X, c.codecs, check=False).astype(np.uint64)
-    model, sym, _tidx, _counts = _coding.fit(codes, c.widths, np.zeros(int(c.widths.sum()), dtype=bool))
+    model, sym, _tidx, _counts = _fitting.fit(codes, c.widths, np.zeros(int(c.widths.sum()), dtype=bool))
     args = (sym, model.slot_table, model.refs, model.shifts, model.nlev)
     assert model.n_tables > 0
-    np.testing.assert_array_equal(_r._table_counts(*args, model.n_tables),
-                                  _r._row_contexts(codes, *args, False, np.uint64(0), np.uint64(0),
+    np.testing.assert_array_equal(_table_models._table_counts(*args, model.n_tables),
+                                  _model._row_contexts(codes, *args, False, np.uint64(0), np.uint64(0),
                                                    model.n_tables)[1])
 
 
@@ -181,11 +184,11 @@ def test_kept_costs_give_the_sizes_of_fresh_ones():
     rng = np.random.default_rng(0)
     order = rng.permutation(int(c.widths.sum()))
     mask = np.zeros(order.shape[0], dtype=bool)
-    costs = _coding._ContextCosts()
+    costs = _table_models._ContextCosts()
     for k in order[:150].tolist():
         mask[k] = True
-        kept = _coding.coded_size_bits(codes, c.widths, mask, 1, 60, 0, 0, costs=costs)
-        assert kept == _coding.coded_size_bits(codes, c.widths, mask, 1, 60, 0, 0)
+        kept = _fitting.coded_size_bits(codes, c.widths, mask, 1, 60, 0, 0, costs=costs)
+        assert kept == _fitting.coded_size_bits(codes, c.widths, mask, 1, 60, 0, 0)
 
 
 def test_the_greedy_costs_handed_to_the_final_fit_give_the_same_file(monkeypatch):
@@ -195,8 +198,8 @@ def test_the_greedy_costs_handed_to_the_final_fit_give_the_same_file(monkeypatch
 
     X = _wide_floats(60, 120, seed=3)
     with_costs = to_bytes(gedenb.compress(X, coding="entropy"))
-    real = _coding.compress_deviations
-    monkeypatch.setattr(_coding, "compress_deviations", lambda *a: real(*a[:8]))  # drop the costs
+    real = _deviations.compress_deviations
+    monkeypatch.setattr(_deviations, "compress_deviations", lambda *a: real(*a[:8]))  # drop the costs
     assert to_bytes(gedenb.compress(X, coding="entropy")) == with_costs
 
 
@@ -233,9 +236,9 @@ def test_compress_work_is_linear_in_columns():
     work = {}
     for d in (500, 1000):
         X = _wide_floats(40, d)
-        before = _coding._WORK["context_slots"]
+        before = _table_models._WORK["context_slots"]
         c = gedenb.compress(X, coding="entropy")
-        work[d] = _coding._WORK["context_slots"] - before
+        work[d] = _table_models._WORK["context_slots"] - before
         steps = len(c.greedy_sizes)
         slots = int(((c.widths + 7) // 8).sum())  # at most as many digits per row under any mask
         assert steps >= 20  # the greedy ran many steps: costing every slot at each would be ~steps * slots
@@ -246,7 +249,7 @@ def test_compress_work_is_linear_in_columns():
 def test_ratio_screen_decides_as_the_full_share():
     """The ratio screen stops once a column cannot reach the share: it decides as the share over all rows."""
     from gedenb import datasets
-    from gedenb import predict as _predict
+    from gedenb.entropy import predict as _predict
 
     X = datasets.california_housing().data[:400]
     rng = np.random.default_rng(0)

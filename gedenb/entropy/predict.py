@@ -4,7 +4,7 @@ Some tables hold structure that no per-row context model can see, while a
 byte-oriented compressor of the whole array (zstd) finds it through matches
 against earlier rows.  This module rewrites the column codes of a table, row
 by row and losslessly, into codes that the GeDe split and the entropy coder
-(:mod:`gedenb.coding`) store in fewer bits -- without giving up decoding
+(:mod:`gedenb.entropy`) store in fewer bits -- without giving up decoding
 any row on its own:
 
 *lag groups*
@@ -50,14 +50,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import bits as _bits
-from . import rans as _r
-from ._numba import njit
-from .errors import FormatError
-from .layout import ceil_log2
+from .. import bits as _bits
+from .._numba import njit
+from ..errors import FormatError
+from ..layout import ceil_log2
+from . import fitting as _fitting
+from .coder import _code_bits
+from .serial import model_to_bytes
 
 __all__ = ["PREDICT_VERSION", "Prediction", "fit", "forward", "from_bytes", "inverse", "to_bytes"]
-
 #: Version of the PRED payload.
 PREDICT_VERSION = 1
 #: Lag pairs must hold on at least this share of rows.
@@ -166,9 +167,6 @@ class Prediction(NamedTuple):
         return f"lag groups [{groups}]; column residuals [{res}]; ratio groups [{rat}]"
 
 
-# --------------------------------------------------------------------------
-# kernels
-# --------------------------------------------------------------------------
 @njit
 def _mask(w):
     if w >= 64:
@@ -399,13 +397,39 @@ def _run(codes, rows, codecs, p: Prediction, inverse: bool):
 
 
 def forward(codes: np.ndarray, codecs, p: Prediction) -> np.ndarray:
-    """The transformed codes of all rows ``0 .. N-1`` (a new array)."""
+    """The transformed codes of all rows ``0 .. N-1`` (a new array).
+
+    Parameters
+    ----------
+    codes : (N, d) uint64
+        Column codes of every row.
+    codecs : Codecs
+    p : Prediction
+
+    Returns
+    -------
+    (N, d) uint64
+    """
     out = np.array(codes, dtype=np.uint64, order="C", copy=True)
     return _run(out, np.arange(out.shape[0], dtype=np.int64), codecs, p, False)
 
 
 def inverse(codes: np.ndarray, rows: np.ndarray, codecs, p: Prediction) -> np.ndarray:
     """Restore, in place, the codes of rows ``rows`` (``codes[k]`` is row ``rows[k]``); returns ``codes``.
+
+    Parameters
+    ----------
+    codes : (k, d) uint64
+        Transformed codes, C-contiguous and writeable.
+    rows : (k,) int
+        The rows they are.
+    codecs : Codecs
+    p : Prediction
+
+    Returns
+    -------
+    (k, d) uint64
+        ``codes``.
 
     Raises
     ------
@@ -415,9 +439,6 @@ def inverse(codes: np.ndarray, rows: np.ndarray, codecs, p: Prediction) -> np.nd
     return _run(codes, np.ascontiguousarray(rows, dtype=np.int64), codecs, p, True)
 
 
-# --------------------------------------------------------------------------
-# fitting
-# --------------------------------------------------------------------------
 def _column_dtypes(dtype, d: int) -> list:
     if dtype.names is not None:
         return [dtype.fields[f][0] for f in dtype.names]
@@ -479,13 +500,11 @@ def _side_array(keys: np.ndarray, chain: list, offsets: np.ndarray):
 
 def _column_bits(col: np.ndarray, w: int) -> float:
     """Estimated coded bits of one column on its own (its digits, contexts within the column, its tables)."""
-    from . import coding as _coding
-
-    model, _sym, _tidx, counts = _coding.fit(col.reshape(-1, 1), np.array([w]), np.zeros(w, dtype=bool),
+    model, _sym, _tidx, counts = _fitting.fit(col.reshape(-1, 1), np.array([w]), np.zeros(w, dtype=bool),
                                              counts_only=True)
     uniform = int(model.slot_bits[model.slot_table < 0].sum())
-    return (float(_r._code_bits(counts, model.freqs, model.prec)) + col.shape[0] * uniform
-            + 8 * len(_coding.model_to_bytes(model, 0)))
+    return (float(_code_bits(counts, model.freqs, model.prec)) + col.shape[0] * uniform
+            + 8 * len(model_to_bytes(model, 0)))
 
 
 def _empty(n: int, N: int, **parts) -> Prediction:
@@ -502,11 +521,9 @@ def _empty(n: int, N: int, **parts) -> Prediction:
 def _table_bits(codes: np.ndarray, width: np.ndarray, scale: float = 1.0) -> float:
     """Estimated coded bits of a whole table under the table scheme (every bit a deviation bit),
     for ``scale`` times as many rows like these (the model counted once)."""
-    from . import coding as _coding
-
-    model, _sym, _tidx, counts = _coding.fit(codes, width, np.zeros(int(width.sum()), dtype=bool), counts_only=True)
-    model_bits = 8.0 * len(_coding.model_to_bytes(model, 0))
-    return (_coding.estimate_bits(model, counts, codes.shape[0]) - model_bits) * scale + model_bits
+    model, _sym, _tidx, counts = _fitting.fit(codes, width, np.zeros(int(width.sum()), dtype=bool), counts_only=True)
+    model_bits = 8.0 * len(model_to_bytes(model, 0))
+    return (_fitting.estimate_bits(model, counts, codes.shape[0]) - model_bits) * scale + model_bits
 
 
 def _residuals(codes: np.ndarray, start: np.ndarray, codecs, label: np.ndarray, skip: set) -> tuple:
@@ -595,7 +612,7 @@ def _ratio_groups(codes: np.ndarray, codecs, dtype, skip: set) -> list:
     """Groups of float64 columns that are ratios with a common denominator on most (sampled) rows."""
     n, d = codes.shape
     f64 = [t == np.dtype(np.float64) for t in _column_dtypes(dtype, d)]
-    from .encode import IEEE
+    from ..encode import IEEE
 
     cand = [j for j in range(d) if f64[j] and int(codecs.kind[j]) == IEEE and int(codecs.width[j]) >= RATIO_MIN_WIDTH
             and j not in skip]
@@ -695,17 +712,33 @@ def fit(codes: np.ndarray, codecs, dtype, n: int | None = None, residuals: bool 
 
 
 def frozen(p: Prediction) -> Prediction:
+    """``p`` with its arrays made read-only.
+
+    Parameters
+    ----------
+    p : Prediction
+
+    Returns
+    -------
+    Prediction
+    """
     for a in p[:-2]:
         if a.flags.writeable:
             a.setflags(write=False)
     return p
 
 
-# --------------------------------------------------------------------------
-# section PRED
-# --------------------------------------------------------------------------
 def to_bytes(p: Prediction) -> bytes:
-    """Section PRED of ``docs/FORMAT.md``."""
+    """Section PRED of ``docs/FORMAT.md``.
+
+    Parameters
+    ----------
+    p : Prediction
+
+    Returns
+    -------
+    bytes
+    """
     head = np.zeros(1, dtype=_HEAD)
     head[0] = (PREDICT_VERSION, p.n_groups, p.res_col.shape[0], p.rat_hbits.shape[0], p.n_rows, p.n_total)
     grp = np.zeros(p.n_groups, dtype=_GROUP)
@@ -725,6 +758,24 @@ def to_bytes(p: Prediction) -> bytes:
 
 def from_bytes(payload, codecs, dtype, d: int, n: int, n_total: int) -> Prediction:
     """Parse and validate section PRED of a table with ``d`` columns, ``n`` rows and ``n_total`` rows in all.
+
+    Parameters
+    ----------
+    payload : bytes-like
+        The section's bytes.
+    codecs : Codecs
+        The table's codecs.
+    dtype : numpy.dtype
+        The table's dtype (structured for a mixed-dtype table).
+    d : int
+    n : int
+        Original rows.
+    n_total : int
+        Rows including condensed samples.
+
+    Returns
+    -------
+    Prediction
 
     Raises
     ------
@@ -776,7 +827,7 @@ def from_bytes(payload, codecs, dtype, d: int, n: int, n_total: int) -> Predicti
         raise FormatError("PRED: residual columns must increase, refer to an earlier column and be of kind 0 or 1")
     rat_start = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
     if K:
-        from .encode import IEEE
+        from ..encode import IEEE
 
         dts = _column_dtypes(np.dtype(dtype), d)
         width = np.asarray(codecs.width, dtype=np.int64)
