@@ -21,10 +21,8 @@ warms the kernels on a small sample first, so no compile time is timed;
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from ._common import (TempDir, cache_or_skip, california, check_cache, child_env, gedenb, mixed, mnist_classes,
                       mnist_images, smoke, warm_up)

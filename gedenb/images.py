@@ -32,7 +32,6 @@ from .container import PathReader, check_padding, check_sealed, map_file, pad8, 
 from .decode import _decode_rows, decompress
 from .entrogede import compress
 from .errors import FormatError
-from .layout import decode_rows
 from .store import parse_table, to_bytes
 from .transforms import _coeff_dtypes, get_transform
 
@@ -545,9 +544,7 @@ class ImageReader(PathReader):
         p = self.parts[k]
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         try:
-            if p.coded is not None:
-                return _decode_rows(p, rows, self._factors[k])
-            return decode_rows(p.records, p.bases, p.layout, p.codecs, rows, p.dtype, p.n_bases, self._factors[k])
+            return _decode_rows(p, rows, self._factors[k])
         except FormatError as e:  # a corrupt record, found when reading (the file was opened with verify=False)
             raise FormatError(f"PART {k}: {e} [{self.path}]") from None
 

@@ -8,7 +8,6 @@ instead of killing pytest; so do reads with Numba's on-disk cache
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys

@@ -41,9 +41,11 @@ from .tdds import select_tdds, tdds_scores
 __all__ = [
     "CORESET_METHODS",
     "CoresetInfeasible",
+    "CoresetMethod",
     "MemoryMonitor",
     "Selection",
     "SubsetSampler",
+    "budget",
     "dq_bins",
     "dq_sample",
     "embeddings",
