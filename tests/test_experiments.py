@@ -34,7 +34,7 @@ from gedenb.solvers import closed_form, gradient_descent, mse
 
 matplotlib.use("Agg")
 
-LEARNING = ("fig3", "fig5a", "fig5b", "fig9", "fig10", "fig11")
+LEARNING = ("fig3", "fig3b", "fig5a", "fig5b", "fig9", "fig10", "fig11")
 NEEDS_DATA = {"fig11"}
 
 
@@ -71,6 +71,26 @@ def test_quick_run_returns_a_well_formed_table_and_figure(name, tmp_path):
     assert table.to_markdown().startswith(f"**{table.title}**")
     plt.close(table.figure)
     assert list(tmp_path.iterdir()) == []  # temporary .gede files are cleaned up
+
+
+def test_fig3b_condensed_samples_keep_the_data_means_and_weights(california_split):
+    """Exact means: weights sum to n and the weighted means of the condensed samples are the column means."""
+    from gedenb.experiments.scatter import FIG3B_PAIRS
+
+    train, _ = california_split
+    c = gedenb.compress(train, beta=ACCEPT_BETA, tau=10, cluster_columns=range(train.shape[1] - 1))
+    S, w = gedenb.condensed(c)
+    assert w.sum() == len(train)
+    np.testing.assert_allclose(w @ S / w.sum(), train.mean(axis=0), rtol=1e-9)
+    table = EXPERIMENTS["fig3b"]()
+    assert table.figure is None and len(table.rows) == len(FIG3B_PAIRS)
+    for row in table.rows:
+        n, m = row[1], row[2]
+        assert n == len(train) and m == len(w)
+        for data_mean, cond_mean, data_std, cond_std in (row[4:8], row[8:12]):
+            assert abs(cond_mean - data_mean) <= 1e-9 * abs(data_mean) + 1e-4  # both rounded to 4 decimals
+            assert 0 < cond_std <= data_std + 1e-4  # the between-cluster part of the std
+        assert 0 < row[12] < n and 0 <= row[13] <= 100 and 0 <= row[14] <= 100 and 0 <= row[15] <= m
 
 
 def test_quick_run_without_figure_draws_none(tmp_path):

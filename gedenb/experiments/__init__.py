@@ -16,6 +16,7 @@ from __future__ import annotations
 from .images import image_storage, table1
 from .logistic import fig11
 from .regression import fig3, fig5a, fig5b, fig9, fig10
+from .scatter import fig3b
 from .storage import mnist_storage
 from .table import ResultTable
 
@@ -23,6 +24,7 @@ from .table import ResultTable
 EXPERIMENTS = {
     "mnist-storage": mnist_storage,
     "fig3": fig3,
+    "fig3b": fig3b,
     "fig5a": fig5a,
     "fig5b": fig5b,
     "fig9": fig9,
@@ -32,5 +34,5 @@ EXPERIMENTS = {
     "image-storage": image_storage,
 }
 
-__all__ = ["EXPERIMENTS", "ResultTable", "fig3", "fig5a", "fig5b", "fig9", "fig10", "fig11", "mnist_storage",
+__all__ = ["EXPERIMENTS", "ResultTable", "fig3", "fig3b", "fig5a", "fig5b", "fig9", "fig10", "fig11", "mnist_storage",
            "table1", "image_storage"]
