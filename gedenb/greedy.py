@@ -39,6 +39,11 @@ class Eq1Cost:
         self.n, self.m, self.row_bits, self.s_params = int(n), int(m), int(row_bits), int(s_params)
         self.args = (self.n, self.m, self.row_bits, self.s_params)
 
+    @property
+    def compiled_search(self):
+        """The search loop compiled with this cost inlined (called with :attr:`args`)."""
+        return _EQ1_SEARCH
+
     def __call__(self, mask: np.ndarray, n_bases: int, base_bits: int) -> int:
         """Eq. 1 with ``n_bases`` bases of ``base_bits`` bits.
 
@@ -78,7 +83,8 @@ def greedy_search(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray, n_rows
         the call), with ``n_bases`` distinct bases of ``base_bits`` bits.
         Called once per tried base, in order, starting with the constant
         positions only.
-        An :class:`Eq1Cost` runs the same loop compiled, with Eq. 1 inlined.
+        A cost with a ``compiled_search`` (:class:`Eq1Cost`) runs the same
+        loop compiled, the cost inlined, with its ``args``.
     max_bases : int, optional
         Stop before a base that splits the rows into more bases than this.
 
@@ -98,8 +104,9 @@ def greedy_search(T: np.ndarray, counts: np.ndarray, entropy: np.ndarray, n_rows
     order = np.ascontiguousarray(live[np.lexsort((live, entropy[live]))], dtype=np.int64)
     labels = np.zeros(n_rows, dtype=np.int64)
     limit = int(n_rows if max_bases is None else max_bases)
-    if isinstance(cost, Eq1Cost):  # the loop compiled, Eq. 1 inlined: no Python call per step
-        search, args, sizes = _EQ1_SEARCH, cost.args, np.empty(order.size + 1, dtype=np.int64)
+    search = getattr(cost, "compiled_search", None)
+    if search is not None:  # the loop compiled with the cost inlined: no Python call per step
+        args, sizes = cost.args, np.empty(order.size + 1, dtype=np.int64)
     else:
         search, args, sizes = _search_loop(_python_cost(cost)), None, np.empty(order.size + 1, dtype=np.float64)
     best_k, best_nb, best_labels, steps = search(T, order, const.copy(), labels, int(const.sum()), int(n_rows),
@@ -113,9 +120,10 @@ def _search_loop(cost):
     """The greedy loop (Algorithm 1, lines 12-27) minimising ``cost(mask, n_bases, base_bits, args)``.
 
     A factory, so that one source serves both uses: compiled with Eq. 1
-    inlined (:data:`_EQ1_SEARCH`; a Python call per step costs ~4 us, 15-25%
-    of compressing an MNIST class) and as plain Python around any other cost
-    (the coded size, which fits models in Python anyway).  ``mask`` and
+    inlined (:data:`_EQ1_SEARCH`; a Python call per step made compressing an
+    MNIST class measurably slower: docs/BENCHMARKS.md, "Restructuring
+    check") and as plain Python around any other cost (the coded size, which
+    fits models in Python anyway).  ``mask`` and
     ``labels`` are updated in place; returns ``(best_k, best_nb,
     best_labels, steps)``, the sizes in ``sizes[:steps + 1]``.
     """
